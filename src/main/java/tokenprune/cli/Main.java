@@ -1,0 +1,61 @@
+package tokenprune.cli;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import tokenprune.device.DeviceException;
+
+/**
+ * {@code java -jar tokenprune.jar COMMAND [options]}. Bad input prints one line on stderr and
+ * exits with 2 (a stack trace too with --verbose); a device failure exits with 1.
+ */
+public final class Main {
+    static final String USAGE = String.join("\n",
+            "usage: java -jar tokenprune.jar COMMAND [options]",
+            "  select   --method divprune (--keep K | --ratio R) --input X.npy --output Y.npy",
+            "           [--device auto|cuda|sim|cpu] [--order sorted|selection] [--official-compat]",
+            "  devices  which devices can run here, and why not",
+            "  demo     [--device ...]  DivPrune on built-in sample tokens, checked against the reference",
+            "  bench    [--device ...] [--n 576,2340,8192] [--d 1024,4096] [--b 1,16] [--dtype f16,f32]",
+            "           [--reps 20] [--csv bench.csv]",
+            "  options for every command: --verbose (stack traces on errors)");
+
+    private Main() {
+    }
+
+    public static void main(String[] argv) {
+        System.exit(run(argv, System.out, System.err));
+    }
+
+    /** Runs a command; returns the exit code (0 ok, 1 device failure, 2 bad input). */
+    public static int run(String[] argv, PrintStream out, PrintStream err) {
+        List<String> args = new ArrayList<>(Arrays.asList(argv));
+        boolean verbose = args.remove("--verbose");
+        if (args.isEmpty() || args.get(0).equals("--help") || args.get(0).equals("help")) {
+            (args.isEmpty() ? err : out).println(USAGE);
+            return args.isEmpty() ? 2 : 0;
+        }
+        String command = args.remove(0);
+        try {
+            switch (command) {
+                case "select" -> SelectCommand.run(args, out);
+                case "devices" -> DevicesCommand.run(args, out);
+                case "demo" -> DemoCommand.run(args, out);
+                case "bench" -> BenchCommand.run(args, out);
+                default -> throw new UsageException("unknown command '" + command + "'; expected select, devices, demo or bench");
+            }
+            return 0;
+        } catch (UsageException | IllegalArgumentException | IOException e) {
+            err.println("tokenprune " + command + ": " + e.getMessage());
+            if (verbose) e.printStackTrace(err);
+            return 2;
+        } catch (DeviceException e) {
+            err.println("tokenprune " + command + ": device error: " + e.getMessage());
+            if (verbose) e.printStackTrace(err);
+            return 1;
+        }
+    }
+}

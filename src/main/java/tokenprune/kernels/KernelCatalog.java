@@ -1,0 +1,19 @@
+package tokenprune.kernels;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import tokenprune.device.KernelSpec;
+
+/** Every kernel the jar launches, with its Java-side signature (checked against the PTX by a test). */
+public final class KernelCatalog {
+    private KernelCatalog() {
+    }
+
+    public static List<KernelSpec> all() {
+        List<KernelSpec> all = new ArrayList<>();
+        all.addAll(CosineDistanceKernel.specs());
+        all.addAll(MaxMinSelectKernel.specs());
+        return List.copyOf(all);
+    }
+}
