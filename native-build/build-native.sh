@@ -6,7 +6,7 @@
 #         (SASS sm_80 sm_86 sm_89 sm_90 + PTX compute_80 for newer GPUs, -lineinfo always)
 #         TARGET/ptx/tokenprune.ptx (the kernel signature test reads it)
 #         TARGET/ptxas-report.txt (registers, spills, shared memory per kernel)
-#         src/test/cuda/*.cu -> TARGET/test-classes/kernels/tokenprune-test.fatbin (+ its PTX)
+#         src/test/cuda/*.cu -> TARGET/test-classes/kernels/tokenprune-test.fatbin (simulator self-test kernels)
 #   g++:  the same .cu files with the CPU kernel simulator ->
 #         TARGET/classes/native/linux-x86_64/libtokenprune_cusim.so (main kernels)
 #         TARGET/test-classes/native/linux-x86_64/libtokenprune_cusim.so (main + self-test kernels)

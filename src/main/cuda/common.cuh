@@ -19,6 +19,7 @@
 #else
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <mma.h>  // nvcuda::wmma; the simulator emulates the subset the kernels use
 #endif
 
 #include <stdint.h>

@@ -17,6 +17,9 @@
 // Types (half, bfloat16, dim3, float4, ...) come from the CUDA toolkit's own headers, which are
 // host-compilable; we only add what those headers leave to the device compiler.
 //
+// Tensor cores: the subset of nvcuda::wmma (<mma.h>) that a tiled fp16/bf16 GEMM needs is emulated
+// at the end of this file; under nvcc, kernels get the real one from <mma.h>.
+//
 // Rules for code that includes this header: include standard headers BEFORE it (it defines
 // __noinline__, which libstdc++ uses as an attribute name), no inline PTX, no cooperative groups.
 #pragma once
@@ -97,7 +100,8 @@ struct ThreadCtx {
 extern __thread ThreadCtx* tls_ctx;
 
 enum class BarrierOp : int { Sync, Count, And, Or };
-enum class WarpOp : int { ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any, All, SyncWarp };
+// The Wmma* operations must stay last (the runtime tests `op >= WmmaLoad`).
+enum class WarpOp : int { ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any, All, SyncWarp, WmmaLoad, WmmaMma, WmmaStore };
 
 // Runtime entry points (cusim_runtime.cpp). They may switch fibers.
 int block_barrier(BarrierOp op, int pred, Site site);
@@ -429,3 +433,279 @@ constexpr const unsigned* param_sizes(void (*)(A...)) { return ParamSizes<A...>:
     {#name, &::cusim::detail::thunk<&name>, ::cusim::detail::arity(&name), \
      ::cusim::detail::param_sizes(&name)},
 #define CUSIM_REGISTRY_END {nullptr, nullptr, 0, nullptr}};
+
+
+// ---------------------------------------------------------------------------------------------
+// Warp matrix functions: nvcuda::wmma (CUDA's <mma.h>), the subset a tiled GEMM needs:
+//   fragment<matrix_a | matrix_b, 16, 16, 16, __half | __nv_bfloat16, row_major | col_major>,
+//   fragment<accumulator, 16, 16, 16, float>, fill_fragment, load_matrix_sync, mma_sync (fp32
+//   accumulator only), store_matrix_sync (float only). Other shapes and types are not declared,
+//   so a kernel that uses them fails to compile under CUSIM instead of computing nonsense.
+//
+// Semantics (CUDA C++ Programming Guide, "Warp Matrix Functions"):
+//   * matrix_a is the M x K = 16 x 16 tile, matrix_b the K x N tile, the accumulator M x N.
+//     row_major / mem_row_major: element (r, c) is at ptr[r * ldm + c]; col_major /
+//     mem_col_major: at ptr[c * ldm + r].
+//   * mma_sync(d, a, b, c): d = a * b + c; d may be c. Computed per element as d[m][n] = c[m][n],
+//     then d[m][n] += float(a[m][k]) * float(b[k][n]) for k = 0..15, in fp32. A product of two fp16 values
+//     is exact in fp32 (as is one of two bf16 values unless it leaves fp32's normal range), so
+//     this is the same as an fmaf chain in k order. Real tensor cores sum in another order (and
+//     may round differently), so compare GPU and simulator results with a tolerance unless the
+//     inputs make every partial sum exact (e.g. small integers).
+//   * The *_sync functions are warp-collective: every lane of the warp must call them, at the
+//     same source line, with the same pointer, ldm and layout. The simulator synchronises the
+//     warp (full mask) on entry, like a shuffle, so a call from a subset of the lanes fails the
+//     launch (deadlock report) and so does a call from a warp with fewer than 32 threads. The
+//     arguments that CUDA requires to be warp-uniform (pointer, ldm, layout, and the fragments'
+//     contents, see below) are compared across the lanes; a difference fails the launch.
+//   * Pointers must be 256-bit (32-byte) aligned and ldm a multiple of 16 bytes (8 halves, 4
+//     floats), as CUDA requires; otherwise the launch fails (__trap-style message).
+//   * fill_fragment is not a _sync function and does not synchronise.
+//
+// Fragment-to-lane mapping: unspecified in CUDA. Here EVERY lane holds the whole 16 x 16 tile
+// (x[r * 16 + c], num_elements = 256, element types as in CUDA: __half / __nv_bfloat16 / float),
+// whereas a GPU lane holds a few elements (num_elements 8 or 16, arch-specific). Kernels may
+// apply the same element-wise operation to all x[i] (e.g. scale an accumulator), but must not
+// rely on which element x[i] is or on num_elements; lane-dependent writes to x[] make the
+// fragments of the lanes differ, which the next mma_sync / store_matrix_sync reports.
+//   * load_matrix_sync: after the warp sync, each lane reads the whole tile, so it sees what any
+//     lane of the warp wrote before the call. (On the GPU, make other lanes' writes visible with
+//     __syncwarp / __syncthreads first; the simulator cannot catch a missing one here.)
+//   * store_matrix_sync: after the warp sync, each lane writes its own share of the tile from its
+//     own copy: 8 consecutive elements in row-major tile order (lane l: row l / 2, columns
+//     8 * (l % 2) .. + 7). As on the GPU, other lanes may read the stored tile only after a
+//     __syncwarp or __syncthreads; depending on the schedule, a missing one shows as stale data.
+//   * The functions take two hidden trailing parameters (defaulted to the caller's file and
+//     line, for diagnostics); kernels call them exactly as in CUDA.
+//   * Cost: every lane does the whole warp's work (4096 multiply-adds per mma_sync); one
+//     load a + load b + mma_sync step takes roughly 50-90 us per warp on one CPU core.
+// ---------------------------------------------------------------------------------------------
+namespace nvcuda {
+namespace wmma {
+
+struct row_major;
+struct col_major;
+struct matrix_a;
+struct matrix_b;
+struct accumulator;
+
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename T>
+struct helper_traits {
+    typedef T element_type;
+    typedef T storage_element_type;
+    typedef T fill_argument_type;
+};
+
+template <typename T, int size, int packed_size = size>
+struct __frag_base {
+    enum { num_elements = size };
+    enum { num_storage_elements = packed_size };
+    typedef T element_type;
+    typedef typename helper_traits<T>::storage_element_type storage_element_type;
+    alignas(32) storage_element_type x[num_storage_elements];
+};
+
+template <typename Use, int m, int n, int k, typename T, typename Layout = void>
+class fragment;  // only the specialisations below exist
+
+#define CUSIM_WMMA_FRAGMENT(USE, T, LAYOUT) \
+    template <>                              \
+    class fragment<USE, 16, 16, 16, T, LAYOUT> : public __frag_base<T, 256> {};
+CUSIM_WMMA_FRAGMENT(matrix_a, __half, row_major)
+CUSIM_WMMA_FRAGMENT(matrix_a, __half, col_major)
+CUSIM_WMMA_FRAGMENT(matrix_b, __half, row_major)
+CUSIM_WMMA_FRAGMENT(matrix_b, __half, col_major)
+CUSIM_WMMA_FRAGMENT(matrix_a, __nv_bfloat16, row_major)
+CUSIM_WMMA_FRAGMENT(matrix_a, __nv_bfloat16, col_major)
+CUSIM_WMMA_FRAGMENT(matrix_b, __nv_bfloat16, row_major)
+CUSIM_WMMA_FRAGMENT(matrix_b, __nv_bfloat16, col_major)
+CUSIM_WMMA_FRAGMENT(accumulator, float, void)
+#undef CUSIM_WMMA_FRAGMENT
+
+template <typename T, int size, int packed_size>
+inline void fill_fragment(__frag_base<T, size, packed_size>& f,
+                          const typename helper_traits<T>::fill_argument_type& v) {
+    for (int i = 0; i < f.num_storage_elements; ++i) f.x[i] = v;
+}
+
+}  // namespace wmma
+}  // namespace nvcuda
+
+namespace cusim {
+namespace wmma_detail {
+using namespace ::nvcuda::wmma;
+constexpr int kTile = 16, kElems = kTile * kTile;
+
+// Exact, branch-light conversions (the toolkit's host __half2float loops over subnormals).
+inline float to_float(__half v) {
+    uint16_t h;
+    memcpy(&h, &v, 2);
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu;
+    if (em >= 0x7c00u) return bits_as<float>(sign | 0x7f800000u | (em & 0x3ffu) << 13);  // Inf, NaN
+    // em << 13 read as a float is the value * 2^-112 (subnormal halves become subnormal floats).
+    const float magnitude = bits_as<float>(em << 13) * 0x1p112f;
+    return bits_as<float>(bits_as<uint32_t>(magnitude) | sign);
+}
+inline float to_float(__nv_bfloat16 v) {
+    uint16_t h;
+    memcpy(&h, &v, 2);
+    return bits_as<float>((uint32_t)h << 16);
+}
+
+// Digest of warp-uniform arguments and fragment bytes (the runtime compares it across lanes).
+inline uint64_t mix(uint64_t h, uint64_t v) {
+    h ^= v;
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+template <class F>
+inline uint64_t digest(uint64_t h, const F& f) {
+    static_assert(sizeof(f.x) % 32 == 0);
+    uint64_t s[4] = {h, h + 1, h + 2, h + 3};  // four independent chains: faster
+    for (size_t i = 0; i < sizeof(f.x); i += 32) {
+        uint64_t w[4];
+        memcpy(w, reinterpret_cast<const unsigned char*>(f.x) + i, 32);
+        for (int j = 0; j < 4; ++j) s[j] = mix(s[j], w[j]);
+    }
+    return mix(mix(mix(s[0], s[1]), s[2]), s[3]);
+}
+
+inline unsigned lane() {
+    const ThreadCtx& c = *tls_ctx;
+    return (c.thread_idx.x + c.block_dim.x * (c.thread_idx.y + c.block_dim.y * c.thread_idx.z)) % 32;
+}
+
+// CUDA: the pointer must be 256-bit aligned, ldm a multiple of 16 bytes.
+inline void check_memory(const char* fn, const void* p, unsigned ldm, unsigned elem_bytes, Site site) {
+    char msg[256];
+    if (reinterpret_cast<uintptr_t>(p) % 32 != 0)
+        snprintf(msg, sizeof msg, "%s: pointer %p is not 256-bit (32-byte) aligned", fn, p);
+    else if ((uint64_t)ldm * elem_bytes % 16 != 0)
+        snprintf(msg, sizeof msg, "%s: ldm %u is not a multiple of %u elements (16 bytes)", fn, ldm,
+                 16 / elem_bytes);
+    else
+        return;
+    trap(msg, site);
+}
+
+inline void check_layout(const char* fn, layout_t layout, Site site) {
+    if (layout == mem_row_major || layout == mem_col_major) return;
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: layout %d is neither mem_row_major nor mem_col_major", fn, (int)layout);
+    trap(msg, site);
+}
+
+inline uint64_t memory_digest(const void* p, unsigned ldm, int layout) {
+    return mix(mix(mix(0x5bd1e995u, reinterpret_cast<uintptr_t>(p)), ldm), (uint64_t)layout);
+}
+
+inline void sync(WarpOp op, uint64_t digest, Site site) { warp_op(op, 0xffffffffu, digest, 0, 32, site); }
+
+// Tile element (r, c) -> offset in memory.
+inline size_t offset(bool row_major, unsigned ldm, int r, int c) {
+    return row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r;
+}
+
+template <class F, class T>
+inline void load(F& f, const T* p, unsigned ldm, bool row_major, Site site) {
+    check_memory("nvcuda::wmma::load_matrix_sync", p, ldm, sizeof(T), site);
+    sync(WarpOp::WmmaLoad, memory_digest(p, ldm, row_major), site);
+    for (int r = 0; r < kTile; ++r)
+        for (int c = 0; c < kTile; ++c) f.x[r * kTile + c] = p[offset(row_major, ldm, r, c)];
+}
+
+template <class FA, class FB>
+inline void mma(fragment<accumulator, 16, 16, 16, float>& d, const FA& a, const FB& b,
+                const fragment<accumulator, 16, 16, 16, float>& c, Site site) {
+    sync(WarpOp::WmmaMma, digest(digest(digest(0x27d4eb2fu, a), b), c), site);
+    alignas(32) float af[kElems], bf[kElems], acc[kElems];
+    for (int i = 0; i < kElems; ++i) {
+        af[i] = to_float(a.x[i]);
+        bf[i] = to_float(b.x[i]);
+    }
+    typedef float f4 __attribute__((vector_size(16)));  // one output row = 4 vectors in registers
+    for (int r = 0; r < kTile; ++r) {
+        f4 row[4], bk[4];
+        memcpy(row, &c.x[r * kTile], sizeof row);
+        for (int k = 0; k < kTile; ++k) {  // every element sees its terms in order k = 0..15
+            const float a_rk = af[r * kTile + k];
+            const f4 av = {a_rk, a_rk, a_rk, a_rk};
+            memcpy(bk, &bf[k * kTile], sizeof bk);
+            row[0] += av * bk[0];
+            row[1] += av * bk[1];
+            row[2] += av * bk[2];
+            row[3] += av * bk[3];
+        }
+        memcpy(&acc[r * kTile], row, sizeof row);
+    }
+    memcpy(d.x, acc, sizeof acc);  // only now: d may be c
+}
+}  // namespace wmma_detail
+}  // namespace cusim
+
+namespace nvcuda {
+namespace wmma {
+
+// The trailing file/line parameters capture the caller's source line for diagnostics; CUDA has
+// no such parameters, so kernels never pass them.
+#define CUSIM_WMMA_SITE const char *cusim_file = __builtin_FILE(), int cusim_line = __builtin_LINE()
+#define CUSIM_WMMA_AT (::cusim::Site{cusim_file, cusim_line})
+
+#define CUSIM_WMMA_LOAD(USE, T, LAYOUT)                                                               \
+    inline void load_matrix_sync(fragment<USE, 16, 16, 16, T, LAYOUT>& a, const T* p, unsigned ldm, \
+                                 CUSIM_WMMA_SITE) {                                                  \
+        ::cusim::wmma_detail::load(a, p, ldm, std::is_same_v<LAYOUT, row_major>, CUSIM_WMMA_AT);     \
+    }
+CUSIM_WMMA_LOAD(matrix_a, __half, row_major)
+CUSIM_WMMA_LOAD(matrix_a, __half, col_major)
+CUSIM_WMMA_LOAD(matrix_b, __half, row_major)
+CUSIM_WMMA_LOAD(matrix_b, __half, col_major)
+CUSIM_WMMA_LOAD(matrix_a, __nv_bfloat16, row_major)
+CUSIM_WMMA_LOAD(matrix_a, __nv_bfloat16, col_major)
+CUSIM_WMMA_LOAD(matrix_b, __nv_bfloat16, row_major)
+CUSIM_WMMA_LOAD(matrix_b, __nv_bfloat16, col_major)
+#undef CUSIM_WMMA_LOAD
+
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& a, const float* p, unsigned ldm,
+                             layout_t layout, CUSIM_WMMA_SITE) {
+    ::cusim::wmma_detail::check_layout("nvcuda::wmma::load_matrix_sync", layout, CUSIM_WMMA_AT);
+    ::cusim::wmma_detail::load(a, p, ldm, layout == mem_row_major, CUSIM_WMMA_AT);
+}
+
+#define CUSIM_WMMA_MMA(T, LA, LB)                                                                  \
+    inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d,                              \
+                         const fragment<matrix_a, 16, 16, 16, T, LA>& a,                           \
+                         const fragment<matrix_b, 16, 16, 16, T, LB>& b,                           \
+                         const fragment<accumulator, 16, 16, 16, float>& c, CUSIM_WMMA_SITE) {     \
+        ::cusim::wmma_detail::mma(d, a, b, c, CUSIM_WMMA_AT);                                      \
+    }
+CUSIM_WMMA_MMA(__half, row_major, row_major)
+CUSIM_WMMA_MMA(__half, row_major, col_major)
+CUSIM_WMMA_MMA(__half, col_major, row_major)
+CUSIM_WMMA_MMA(__half, col_major, col_major)
+CUSIM_WMMA_MMA(__nv_bfloat16, row_major, row_major)
+CUSIM_WMMA_MMA(__nv_bfloat16, row_major, col_major)
+CUSIM_WMMA_MMA(__nv_bfloat16, col_major, row_major)
+CUSIM_WMMA_MMA(__nv_bfloat16, col_major, col_major)
+#undef CUSIM_WMMA_MMA
+
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& a, unsigned ldm,
+                              layout_t layout, CUSIM_WMMA_SITE) {
+    namespace d = ::cusim::wmma_detail;
+    const char* fn = "nvcuda::wmma::store_matrix_sync";
+    d::check_layout(fn, layout, CUSIM_WMMA_AT);
+    d::check_memory(fn, p, ldm, sizeof(float), CUSIM_WMMA_AT);
+    d::sync(::cusim::WarpOp::WmmaStore, d::digest(d::memory_digest(p, ldm, layout), a), CUSIM_WMMA_AT);
+    const bool row = layout == mem_row_major;
+    const int first = (int)d::lane() * (d::kElems / 32);
+    for (int i = first; i < first + d::kElems / 32; ++i)
+        p[d::offset(row, ldm, i / d::kTile, i % d::kTile)] = a.x[i];
+}
+
+#undef CUSIM_WMMA_SITE
+#undef CUSIM_WMMA_AT
+
+}  // namespace wmma
+}  // namespace nvcuda

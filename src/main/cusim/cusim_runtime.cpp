@@ -18,10 +18,11 @@
 //       - anything else                 -> deadlock: the launch fails listing every wait site
 //         (e.g. a shuffle waiting for a lane that exited). The simulator never hangs on a
 //         barrier bug (it cannot interrupt an endless loop inside a kernel, though).
-//   * Warp operations (shuffles, votes, __syncwarp) are synchronised per warp and per MASK, not
-//     per block, so `if (warp == 0) { shuffles }` works. A lane publishes its value and waits;
-//     the last lane of the mask to arrive computes every participant's result (CUDA's width /
-//     segment rules), releases them, and carries on without a switch.
+//   * Warp operations (shuffles, votes, __syncwarp, and the nvcuda::wmma *_sync calls, which use
+//     the full mask) are synchronised per warp and per MASK, not per block, so
+//     `if (warp == 0) { shuffles }` works. A lane publishes its value and waits; the last lane of
+//     the mask to arrive computes every participant's result (CUDA's width / segment rules),
+//     releases them, and carries on without a switch.
 //   * Schedules: IN_ORDER, REVERSE, RANDOM(seed) permute both the run order inside every phase
 //     and the order of the grid's blocks. Same seed, same run. Comparing results across schedules
 //     exposes missing __syncthreads and inter-block dependencies.
@@ -293,9 +294,14 @@ const char* warp_op_name(int op) {
         case WarpOp::Any: return "__any_sync";
         case WarpOp::All: return "__all_sync";
         case WarpOp::SyncWarp: return "__syncwarp";
+        case WarpOp::WmmaLoad: return "nvcuda::wmma::load_matrix_sync";
+        case WarpOp::WmmaMma: return "nvcuda::wmma::mma_sync";
+        case WarpOp::WmmaStore: return "nvcuda::wmma::store_matrix_sync";
     }
     return "?";
 }
+
+bool is_wmma(int op) { return op >= (int)WarpOp::WmmaLoad; }
 
 // "0-4,6,9-31" for a sorted list of ids; long lists are cut.
 std::string ranges(const std::vector<unsigned>& ids) {
@@ -329,6 +335,9 @@ std::string wait_description(const Fiber& f) {
         case State::Ready: return "runnable";
         case State::AtBarrier: return strf("in %s at %s", barrier_name(f.op), where(f.site).c_str());
         case State::AtWarpOp:
+            if (is_wmma(f.op))
+                return strf("in %s (warp-collective: all 32 lanes must call it) at %s", warp_op_name(f.op),
+                            where(f.site).c_str());
             return strf("in %s(mask 0x%08x) at %s", warp_op_name(f.op), f.mask, where(f.site).c_str());
     }
     return "?";
@@ -442,7 +451,10 @@ void complete_warp_op(Launch& L, unsigned warp, unsigned mask) {
             case WarpOp::Ballot: g.result = votes; break;
             case WarpOp::Any: g.result = votes != 0; break;
             case WarpOp::All: g.result = votes == mask; break;
-            case WarpOp::SyncWarp: g.result = 0; break;
+            case WarpOp::SyncWarp:
+            case WarpOp::WmmaLoad:
+            case WarpOp::WmmaMma:
+            case WarpOp::WmmaStore: g.result = 0; break;
         }
         if ((WarpOp)g.op <= WarpOp::ShflXor) {
             if (src < 0) g.result = g.value;
@@ -460,7 +472,10 @@ bool warp_op_misused(Launch& L, const Fiber& f, WarpOp op, unsigned mask, int wi
     const bool width_ok = op > WarpOp::ShflXor || (width >= 1 && width <= 32 && (width & (width - 1)) == 0);
     if (((mask >> f.lane) & 1) && !(mask & ~exists) && width_ok) return false;  // the usual case
     std::string problem;
-    if (!((mask >> f.lane) & 1))
+    if (is_wmma((int)op) && (mask & ~exists))
+        problem = strf("wmma operations need a full warp of 32 threads, but warp %u has only %d (block has "
+                       "%u threads)", f.warp, __builtin_popcount(exists), L.threads);
+    else if (!((mask >> f.lane) & 1))
         problem = strf("mask 0x%08x does not include the calling lane %u", mask, f.lane);
     else if (mask & ~exists)
         problem = strf("mask 0x%08x names lanes that do not exist (warp %u has lanes 0x%08x; block has "
@@ -473,11 +488,26 @@ bool warp_op_misused(Launch& L, const Fiber& f, WarpOp op, unsigned mask, int wi
 }
 
 // All lanes of f's mask have arrived. They must be in the same operation at the same line
-// (__syncwarp may legally be reached from different lines). On mismatch sets L.error.
+// (__syncwarp may legally be reached from different lines); wmma operations must also agree on
+// their value, a digest of the arguments CUDA requires to be warp-uniform (see cusim.h). On
+// mismatch sets L.error.
 bool warp_op_mismatched(Launch& L, const Fiber& f) {
     for (unsigned m = f.mask; m; m &= m - 1) {
         const Fiber& g = L.fibers[f.warp * 32 + __builtin_ctz(m)];
-        if (g.op == f.op && ((WarpOp)f.op == WarpOp::SyncWarp || same_site(g.site, f.site))) continue;
+        if (g.op == f.op && ((WarpOp)f.op == WarpOp::SyncWarp || same_site(g.site, f.site))) {
+            if (!is_wmma(f.op) || g.value == f.value) continue;
+            const char* what = (WarpOp)f.op == WarpOp::WmmaLoad ? "pointer, ldm or layout"
+                               : (WarpOp)f.op == WarpOp::WmmaMma ? "fragment contents"
+                                                                  : "pointer, ldm, layout or fragment contents";
+            const bool fragments = (WarpOp)f.op != WarpOp::WmmaLoad;
+            L.error = thread_prefix(L, f) + strf(": %s at %s: lanes %u and %u of warp %u differ in %s; CUDA "
+                                                 "requires them to be the same in every lane%s", warp_op_name(f.op),
+                                                 where(f.site).c_str(), g.lane, f.lane, f.warp, what,
+                                                 fragments ? " (the simulator gives every lane a full copy of "
+                                                             "each fragment, so lane-dependent writes to frag.x[] "
+                                                             "or an uninitialised fragment show up here)" : "");
+            return true;
+        }
         L.error = thread_prefix(L, f) + strf(": lanes of mask 0x%08x are in different warp operations: "
                                              "lane %u at %s, lane %u at %s", f.mask, f.lane,
                                              wait_description(f).c_str(), g.lane,

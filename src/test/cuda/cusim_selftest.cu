@@ -7,6 +7,10 @@
 // message names the right line.
 #include "common.cuh"
 
+#ifndef CUSIM
+#include <mma.h>  // under CUSIM, cusim.h emulates nvcuda::wmma
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Reductions and shuffles
 // ---------------------------------------------------------------------------------------------
@@ -241,6 +245,95 @@ extern "C" __global__ void tp_selftest_smem_write(int count) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Warp matrix functions (nvcuda::wmma)
+// ---------------------------------------------------------------------------------------------
+namespace selftest_wmma {
+namespace wmma = nvcuda::wmma;
+constexpr int M = 32, N = 48, K = 32;
+constexpr int PAD = 8;  // shared rows padded by 16 bytes: ldm != row length, alignment kept
+template <class A, class B> struct same { static constexpr bool value = false; };
+template <class A> struct same<A, A> { static constexpr bool value = true; };
+
+// c (M x N, row-major) and ct (N x M, row-major, i.e. c stored mem_col_major) = scale * (bias +
+// a * b^T), a: M x K and b: N x K row-major "token rows", bias: M x N row-major or null (then 0).
+// One block of 2 warps; warp w computes output tile row w (3 tiles of 16 x 16) from shared
+// memory. LayoutA / LayoutB pick how the operands are staged: a row_major (a[m][k]) or
+// col_major (staged transposed, as[k][m]); b col_major (b[n][k]: the Gram-matrix case) or
+// row_major (staged transposed, bs[k][n]).
+template <class T, class LayoutA, class LayoutB>
+__device__ void gemm(const T* a, const T* b, const float* bias, float scale, float* c, float* ct) {
+    constexpr bool a_row = same<LayoutA, wmma::row_major>::value;
+    constexpr bool b_col = same<LayoutB, wmma::col_major>::value;
+    constexpr int lda = a_row ? K + PAD : M + PAD;
+    constexpr int ldb = b_col ? K + PAD : N + PAD;
+    __shared__ __align__(32) T as[(a_row ? M : K) * lda];
+    __shared__ __align__(32) T bs[(b_col ? N : K) * ldb];
+    for (int i = threadIdx.x; i < M * K; i += blockDim.x) {
+        const int m = i / K, k = i % K;
+        as[a_row ? m * lda + k : k * lda + m] = a[i];
+    }
+    for (int i = threadIdx.x; i < N * K; i += blockDim.x) {
+        const int n = i / K, k = i % K;
+        bs[b_col ? n * ldb + k : k * ldb + n] = b[i];
+    }
+    __syncthreads();
+
+    const int tm = threadIdx.x / TP_WARP;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, LayoutA> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, T, LayoutB> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    for (int tn = 0; tn < N / 16; ++tn) {
+        if (bias) wmma::load_matrix_sync(acc, bias + tm * 16 * N + tn * 16, N, wmma::mem_row_major);
+        else wmma::fill_fragment(acc, 0.0f);
+        for (int kk = 0; kk < K; kk += 16) {
+            // Tile (tm, kk) of a and tile (kk, tn) of b^T.
+            wmma::load_matrix_sync(fa, a_row ? &as[tm * 16 * lda + kk] : &as[kk * lda + tm * 16], lda);
+            wmma::load_matrix_sync(fb, b_col ? &bs[tn * 16 * ldb + kk] : &bs[kk * ldb + tn * 16], ldb);
+            wmma::mma_sync(acc, fa, fb, acc);
+        }
+        for (int i = 0; i < acc.num_elements; ++i) acc.x[i] *= scale;
+        wmma::store_matrix_sync(c + tm * 16 * N + tn * 16, acc, N, wmma::mem_row_major);
+        wmma::store_matrix_sync(ct + tn * 16 * M + tm * 16, acc, M, wmma::mem_col_major);
+    }
+}
+}  // namespace selftest_wmma
+
+// Entry points spelled out: the registry generator finds kernels by their text.
+extern "C" __global__ void tp_selftest_wmma_f16(const __half* a, const __half* b, const float* bias, float scale,
+                                                float* c, float* ct) {
+    selftest_wmma::gemm<__half, nvcuda::wmma::row_major, nvcuda::wmma::col_major>(a, b, bias, scale, c, ct);
+}
+extern "C" __global__ void tp_selftest_wmma_bf16(const __nv_bfloat16* a, const __nv_bfloat16* b, const float* bias,
+                                                 float scale, float* c, float* ct) {
+    selftest_wmma::gemm<__nv_bfloat16, nvcuda::wmma::row_major, nvcuda::wmma::col_major>(a, b, bias, scale, c, ct);
+}
+extern "C" __global__ void tp_selftest_wmma_f16_alt(const __half* a, const __half* b, const float* bias, float scale,
+                                                    float* c, float* ct) {
+    selftest_wmma::gemm<__half, nvcuda::wmma::col_major, nvcuda::wmma::row_major>(a, b, bias, scale, c, ct);
+}
+extern "C" __global__ void tp_selftest_wmma_bf16_alt(const __nv_bfloat16* a, const __nv_bfloat16* b,
+                                                     const float* bias, float scale, float* c, float* ct) {
+    selftest_wmma::gemm<__nv_bfloat16, nvcuda::wmma::col_major, nvcuda::wmma::row_major>(a, b, bias, scale, c, ct);
+}
+
+// One warp stores a 16 x 16 tile of `value` into shared memory; lane 31 sums it right away
+// (sync 0) or after a __syncwarp (sync 1). Without it, the sum depends on the schedule.
+extern "C" __global__ void tp_selftest_wmma_store_read(float value, int sync, float* out) {
+    __shared__ __align__(32) float tile[16 * 16];
+    for (int i = threadIdx.x; i < 256; i += 32) tile[i] = -1.0f;
+    __syncwarp();
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc;
+    nvcuda::wmma::fill_fragment(acc, value);
+    nvcuda::wmma::store_matrix_sync(tile, acc, 16, nvcuda::wmma::mem_row_major);
+    if (sync) __syncwarp();
+    if (threadIdx.x == 31) {
+        float sum = 0.0f;
+        for (int i = 0; i < 256; ++i) sum += tile[i];
+        *out = sum;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Kernels that must fail in the simulator (undefined behaviour or a hang on a GPU)
 // ---------------------------------------------------------------------------------------------
 extern "C" __global__ void tp_selftest_divergent_barrier(int* lines) {
@@ -283,4 +376,30 @@ extern "C" __global__ void tp_selftest_mixed_warp_ops(int* lines) {
     if (threadIdx.x < 16) { lines[0] = __LINE__; v = __shfl_xor_sync(TP_FULL_MASK, v, 1); }
     else { lines[1] = __LINE__; v = (int)__ballot_sync(TP_FULL_MASK, v & 1); }
     lines[2] = v;
+}
+
+// Misuse of the warp matrix functions, selected by `mode` (0: only lanes 0..15 load; 1: misaligned
+// pointer; 2: bad ldm; 3: lane-dependent pointer; 4: lane-dependent write to frag.x[] before a
+// store; 5: correct use). a holds at least 32 x 16 halves, c 16 x 16 floats.
+extern "C" __global__ void tp_selftest_wmma_misuse(const __half* a, float* c, int mode, int* lines) {
+    namespace wmma = nvcuda::wmma;
+    const int lane = threadIdx.x % TP_WARP;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.0f);
+    if (mode == 0) {
+        if (lane < 16) { lines[0] = __LINE__; wmma::load_matrix_sync(fa, a, 16); }
+    } else if (mode == 1) {
+        lines[0] = __LINE__; wmma::load_matrix_sync(fa, a + 8, 16);
+    } else if (mode == 2) {
+        lines[0] = __LINE__; wmma::load_matrix_sync(fa, a, 12);
+    } else if (mode == 3) {
+        lines[0] = __LINE__; wmma::load_matrix_sync(fa, a + (lane / 16) * 256, 16);
+    } else if (mode == 4) {
+        if (lane == 3) acc.x[0] = 1.0f;
+        lines[0] = __LINE__; wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
+    } else {
+        wmma::load_matrix_sync(fa, a, 16);
+        wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
+    }
 }

@@ -418,6 +418,110 @@ std::string test_smem_canary() {
     return expect_error(e, {"tp_selftest_smem_write", "overflow", "0 bytes"});
 }
 
+// Warp matrix functions: c = scale * (bias + a * b^T) for 32 x 32 a and 48 x 32 b (row-major token
+// rows), integer inputs in [-4, 4] so that every sum is exact, fp16 and bf16, both operand layouts.
+template <class T, class Convert>
+std::string check_wmma(const char* fp16_kernel, const char* alt_kernel, Convert convert) {
+    const int M = 32, N = 48, K = 32;
+    Buf<T> a(M * K), b(N * K);
+    Buf<float> bias(M * N), c(M * N), ct(N * M);
+    std::vector<int> ai(M * K), bi(N * K), biasi(M * N);
+    uint64_t x = 12345;
+    auto next = [&x](int range) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        return (int)((x >> 33) % range);
+    };
+    for (int i = 0; i < M * K; ++i) a[i] = convert((float)(ai[i] = next(9) - 4));
+    for (int i = 0; i < N * K; ++i) b[i] = convert((float)(bi[i] = next(9) - 4));
+    for (int i = 0; i < M * N; ++i) bias[i] = (float)(biasi[i] = next(21) - 10);
+    for (const char* kernel : {fp16_kernel, alt_kernel}) {
+        for (int with_bias = 0; with_bias < 2; ++with_bias) {
+            const float scale = with_bias ? 0.5f : 1.0f;
+            const float* bias_p = with_bias ? bias.p : nullptr;
+            for (const Sched& s : kAll) {
+                c.fill(NAN);
+                ct.fill(NAN);
+                std::string e = launch(kernel, dim3(1), dim3(64), 0, s, (const T*)a.p, (const T*)b.p, bias_p,
+                                       scale, c.p, ct.p);
+                EXPECT_OK(e, s);
+                for (int m = 0; m < M; ++m)
+                    for (int n = 0; n < N; ++n) {
+                        int dot = with_bias ? biasi[m * N + n] : 0;
+                        for (int k = 0; k < K; ++k) dot += ai[m * K + k] * bi[n * K + k];
+                        const float want = scale * (float)dot;
+                        EXPECT(c[m * N + n] == want, "%s %s bias %d: c[%d][%d] = %g, want %g", kernel, s.name,
+                               with_bias, m, n, c[m * N + n], want);
+                        EXPECT(ct[n * M + m] == want, "%s %s bias %d: col-major store (%d,%d) = %g, want %g",
+                               kernel, s.name, with_bias, m, n, ct[n * M + m], want);
+                    }
+            }
+        }
+    }
+    return "";
+}
+
+std::string test_wmma_gemm() {
+    std::string why = check_wmma<__half>("tp_selftest_wmma_f16", "tp_selftest_wmma_f16_alt",
+                                         [](float v) { return __float2half_rn(v); });
+    if (!why.empty()) return why;
+    return check_wmma<__nv_bfloat16>("tp_selftest_wmma_bf16", "tp_selftest_wmma_bf16_alt",
+                                     [](float v) { return __float2bfloat16_rn(v); });
+}
+
+// Each lane stores its own share of the tile: reading other lanes' parts needs a __syncwarp.
+std::string test_wmma_store_visibility() {
+    Buf<float> out(1);
+    bool stale_seen = false;
+    for (const Sched& s : kAll) {
+        std::string e = launch("tp_selftest_wmma_store_read", dim3(1), dim3(32), 0, s, 2.0f, 1, out.p);
+        EXPECT_OK(e, s);
+        EXPECT(out[0] == 512.0f, "%s with __syncwarp: sum %g, want 512", s.name, out[0]);
+        e = launch("tp_selftest_wmma_store_read", dim3(1), dim3(32), 0, s, 2.0f, 0, out.p);
+        EXPECT_OK(e, s);
+        stale_seen |= out[0] != 512.0f;
+    }
+    EXPECT(stale_seen, "without __syncwarp every schedule saw the whole stored tile");
+    return "";
+}
+
+std::string test_wmma_misuse() {
+    Buf<__half> a(512, __float2half_rn(1.0f));
+    Buf<float> c(256);
+    Buf<int> lines(1, 0);
+    for (const Sched& s : kAll) {
+        c.fill(NAN);
+        std::string e = launch("tp_selftest_wmma_misuse", dim3(2), dim3(64), 0, s, (const __half*)a.p, c.p, 5, lines.p);
+        EXPECT_OK(e, s);
+        for (int i = 0; i < 256; ++i) EXPECT(c[i] == 0.0f, "%s: correct use stored c[%d] = %g", s.name, i, c[i]);
+    }
+    struct Case {
+        int mode;
+        std::vector<std::string> parts;
+    };
+    const std::string load = "nvcuda::wmma::load_matrix_sync";
+    const Case cases[] = {
+        {0, {"deadlock", "16 threads (tid 0-15) in " + load + " (warp-collective: all 32 lanes must call it) at ",
+             ", waiting for tid 16-31 (exited)"}},
+        {1, {load + ": pointer ", "is not 256-bit (32-byte) aligned at "}},
+        {2, {load + ": ldm 12 is not a multiple of 8 elements (16 bytes) at "}},
+        {3, {load + " at ", "differ in pointer, ldm or layout"}},
+        {4, {"nvcuda::wmma::store_matrix_sync at ", "differ in pointer, ldm, layout or fragment contents"}},
+    };
+    for (const Case& k : cases) {
+        for (const Sched& s : {kInOrder, kReverse}) {
+            std::string e = launch("tp_selftest_wmma_misuse", dim3(1), dim3(32), 0, s, (const __half*)a.p, c.p,
+                                   k.mode, lines.p);
+            std::string why = expect_error(e, {"kernel tp_selftest_wmma_misuse, block (0,0,0)", at_line(lines[0])});
+            for (const std::string& p : k.parts)
+                if (why.empty()) why = expect_error(e, {p});
+            if (!why.empty()) return strf("mode %d, %s: ", k.mode, s.name) + why;
+        }
+    }
+    std::string e = launch("tp_selftest_wmma_misuse", dim3(1), dim3(48), 0, kInOrder, (const __half*)a.p, c.p, 5, lines.p);
+    return expect_error(e, {"thread (32,0,0)", load + " at ",
+                            "wmma operations need a full warp of 32 threads, but warp 1 has only 16 (block has 48 threads)"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failures
 // ---------------------------------------------------------------------------------------------
@@ -567,6 +671,9 @@ int main() {
         {"half and bfloat16", test_dtypes},
         {"dynamic shared memory poison", test_smem_poison},
         {"dynamic shared memory canary", test_smem_canary},
+        {"wmma 32x48x32 GEMM, fp16 and bf16, all layouts", test_wmma_gemm},
+        {"wmma store needs __syncwarp before other lanes read", test_wmma_store_visibility},
+        {"wmma misuse fails (half warp, alignment, ldm, non-uniform args, partial warp)", test_wmma_misuse},
         {"divergent __syncthreads fails", test_divergent_barrier},
         {"shuffle waiting for an exited lane fails", test_shfl_exited_lane},
         {"shuffle vs __syncthreads deadlock fails", test_shfl_vs_barrier},

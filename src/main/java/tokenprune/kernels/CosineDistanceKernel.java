@@ -17,7 +17,8 @@ import tokenprune.methods.DType;
 /** Launcher for src/main/cuda/cosine_distance.cu: one launch for a whole (ragged) batch. */
 public final class CosineDistanceKernel {
     public static final int TILE = 64;
-    public static final int THREADS = 256;
+    /** fp32 runs on CUDA cores (256 threads); fp16 and bf16 on tensor cores (4 warps). */
+    static final int THREADS_F32 = 256, THREADS_TENSOR_CORES = 128;
 
     static final KernelSpec F32 = spec("tp_cosine_distance_f32");
     static final KernelSpec F16 = spec("tp_cosine_distance_f16");
@@ -57,7 +58,8 @@ public final class CosineDistanceKernel {
             case F16 -> F16;
             case BF16 -> BF16;
         };
-        device.launch(spec, Dim3.of(tiles * (tiles + 1) / 2, sets), Dim3.of(THREADS), 0, stream,
+        int threads = dtype == DType.F32 ? THREADS_F32 : THREADS_TENSOR_CORES;
+        device.launch(spec, Dim3.of(tiles * (tiles + 1) / 2, sets), Dim3.of(threads), 0, stream,
                 KernelArgs.of().ptr(x).i64(rowStride).ptr(rowOffsets).i32(tiles).i32(d).ptr(dist).ptrOrNull(nnPartial).ptr(status).i32(epoch));
     }
 }

@@ -56,12 +56,7 @@ public final class DivPruneWorkspace implements AutoCloseable {
         for (int b = 0; b < layout.sets(); b++) distFloats += (long) layout.n(b) * layout.n(b);
         dist = ensure(dist, distFloats * 4);
         nnPartial = ensure(nnPartial, CosineDistanceKernel.nnPartialFloats(layout.totalRows(), layout.maxN()) * 4);
-        int[] rows = layout.rowOffsets();
-        if (!Arrays.equals(rows, uploadedRowOffsets)) {
-            rowOffsets = ensure(rowOffsets, rows.length * 4L);
-            device.upload(rows, rowOffsets, stream);
-            uploadedRowOffsets = rows;
-        }
+        prepareRows(layout, stream);
         if (!Arrays.equals(keeps, uploadedKeepOffsets)) {
             keepOffsets = ensure(keepOffsets, keeps.length * 4L);
             device.upload(keeps, keepOffsets, stream);

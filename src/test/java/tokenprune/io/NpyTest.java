@@ -8,13 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.List;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -32,12 +30,11 @@ class NpyTest {
     @TempDir
     Path dir;
 
-    private static Path fixture(String name) {
-        try {
-            return Paths.get(NpyTest.class.getResource("/npy/" + name).toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
+    /** The fixture as a file (copied out of the classpath, which may be a jar, as in the GPU kit). */
+    private Path fixture(String name) throws IOException {
+        Path file = dir.resolve("fixture-" + name);
+        Files.write(file, fixtureBytes(name));
+        return file;
     }
 
     private static byte[] fixtureBytes(String name) throws IOException {

@@ -88,14 +88,21 @@ class DivPruneKernelTest {
     @MethodSource("devices")
     void halfPrecisionInputsMatchTheReferenceOnTheRoundedValues(String deviceName) {
         try (KernelDevice device = open(deviceName)) {
-            for (DType dtype : new DType[] {DType.F16, DType.BF16}) {
-                int n = 45, d = 70;
-                float[] x = RandomTokens.gaussian(new Random(dtype.ordinal() + 5), n * d);
+            // d = 70: element-wise loads, two K slices; d = 136: 16-byte loads, three K slices, 3 x 3 tiles
+            for (int[] shape : new int[][] {{45, 70}, {130, 136}}) for (DType dtype : new DType[] {DType.F16, DType.BF16}) {
+                int n = shape[0], d = shape[1];
+                float[] x = RandomTokens.gaussian(new Random(dtype.ordinal() + 5 + n), n * d);
                 short[] bits = dtype == DType.F16 ? Fp16.fromFloats(x) : Bf16.fromFloats(x);
                 HostTokens tokens = HostTokens.of(bits, dtype, TokenLayout.uniform(1, n, d));
                 double[][] dist = CosineDistanceReference.distances(tokens.set(0));  // the rounded values, exactly
                 Selection s = DivPrune.select(device, tokens, DivPruneOptions.keep(12).withOrder(true));
-                checkAgainstReference(dist, s.order(0), s.kept(0), 12, false, deviceName + " " + dtype);
+                checkAgainstReference(dist, s.order(0), s.kept(0), 12, false, deviceName + " " + dtype + " n=" + n + " d=" + d);
+                float[] got = CosineDistance.compute(device, tokens)[0];
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < n; j++) {
+                        assertEquals(dist[i][j], got[i * n + j], 1e-5, deviceName + " " + dtype + " distance [" + i + "][" + j + "]");
+                    }
+                }
             }
         }
     }
