@@ -22,7 +22,7 @@ import tokenprune.methods.DType;
 import tokenprune.methods.DeviceTokens;
 import tokenprune.methods.DivPrune;
 import tokenprune.methods.DivPruneOptions;
-import tokenprune.methods.DivPruneWorkspace;
+import tokenprune.methods.Workspace;
 import tokenprune.methods.HostTokens;
 import tokenprune.methods.TokenLayout;
 import tokenprune.numeric.Bf16;
@@ -121,7 +121,7 @@ final class BenchCommand {
         Stream stream = kd.defaultStream();
         int rotation = (int) Math.max(2, Math.min(64, (2 * L2_BYTES) / Math.max(1, inputBytes) + 1));
         List<DeviceBuffer> inputs = new ArrayList<>();
-        try (DivPruneWorkspace ws = new DivPruneWorkspace(kd, stream);
+        try (Workspace ws = new Workspace(kd, stream);
              DeviceBuffer dist = kd.alloc(distBytes);
              DeviceBuffer kept = kd.alloc(4L * b * k);
              Timer timer = kd.timer(stream)) {

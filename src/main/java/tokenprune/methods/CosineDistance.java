@@ -33,7 +33,7 @@ public final class CosineDistance {
         }
         Stream stream = kd.defaultStream();
         long floats = distanceFloats(layout);
-        try (DivPruneWorkspace ws = new DivPruneWorkspace(kd, stream);
+        try (Workspace ws = new Workspace(kd, stream);
              DeviceBuffer x = kd.alloc(layout.requiredElements() * tokens.dtype().bytes());
              DeviceBuffer dist = kd.alloc(floats * 4)) {
             if (tokens.data() instanceof float[] f) kd.upload(f, x, stream);
@@ -69,13 +69,13 @@ public final class CosineDistance {
      * {@link Pending#await} throws if a feature was NaN or Inf; the distances of the rows concerned
      * are then meaningless (unlike the selections, this kernel's output is written as it goes).
      */
-    public static Pending computeOnDevice(DeviceTokens tokens, DeviceBuffer distOut, DivPruneWorkspace workspace, Stream stream) {
+    public static Pending computeOnDevice(DeviceTokens tokens, DeviceBuffer distOut, Workspace workspace, Stream stream) {
         TokenLayout layout = tokens.layout();
         long need = distanceFloats(layout) * 4;
         if (distOut.bytes() < need) throw new IllegalArgumentException("distOut: needs " + need + " bytes, has " + distOut.bytes());
-        workspace.prepareRows(layout, stream);
+        DeviceBuffer rowOffsets = workspace.ints("rowOffsets", layout.rowOffsets(), stream);
         int epoch = workspace.status().nextEpoch(stream);
-        CosineDistanceKernel.launch(workspace.device(), stream, tokens.dtype(), tokens.data(), layout.rowStride(), workspace.rowOffsets(),
+        CosineDistanceKernel.launch(workspace.device(), stream, tokens.dtype(), tokens.data(), layout.rowStride(), rowOffsets,
                 layout.sets(), layout.maxN(), layout.d(), distOut, null, workspace.status().buffer(), epoch);
         return new Pending(workspace.status(), epoch, stream, "tokens: contain NaN or Inf");
     }

@@ -36,7 +36,7 @@ public final class DivPrune {
         checkFitsOnChip(kd, layout);
         Stream stream = kd.defaultStream();
         int total = keepOffsets[layout.sets()];
-        try (DivPruneWorkspace ws = new DivPruneWorkspace(kd, stream);
+        try (Workspace ws = new Workspace(kd, stream);
              DeviceBuffer x = kd.alloc(layout.requiredElements() * tokens.dtype().bytes());
              DeviceBuffer kept = kd.alloc(total * 4L);
              DeviceBuffer order = options.withOrder() ? kd.alloc(total * 4L) : null) {
@@ -67,7 +67,7 @@ public final class DivPrune {
      * Inf), in which case neither output was written.
      */
     public static Pending selectOnDevice(DeviceTokens tokens, DivPruneOptions options, DeviceBuffer keptOut, DeviceBuffer orderOut,
-                                         DivPruneWorkspace workspace, Stream stream) {
+                                         Workspace workspace, Stream stream) {
         KernelDevice device = workspace.device();
         TokenLayout layout = tokens.layout();
         int[] keepOffsets = options.keepOffsets(layout);
@@ -76,12 +76,15 @@ public final class DivPrune {
         if (orderOut != null && orderOut.bytes() < need) throw new IllegalArgumentException("orderOut: needs " + need + " bytes, has " + orderOut.bytes());
         checkFitsOnChip(device, layout);
 
-        workspace.prepare(layout, keepOffsets, stream);
+        DeviceBuffer rowOffsets = workspace.ints("rowOffsets", layout.rowOffsets(), stream);
+        DeviceBuffer keeps = workspace.ints("keepOffsets", keepOffsets, stream);
+        DeviceBuffer dist = workspace.scratch("divprune.dist", CosineDistance.distanceFloats(layout) * 4);
+        DeviceBuffer nnPartial = workspace.scratch("divprune.nnPartial", CosineDistanceKernel.nnPartialFloats(layout.totalRows(), layout.maxN()) * 4);
         int epoch = workspace.status().nextEpoch(stream);
-        CosineDistanceKernel.launch(device, stream, tokens.dtype(), tokens.data(), layout.rowStride(), workspace.rowOffsets(),
-                layout.sets(), layout.maxN(), layout.d(), workspace.dist(), workspace.nnPartial(), workspace.status().buffer(), epoch);
-        MaxMinSelectKernel.launch(device, stream, workspace.dist(), workspace.nnPartial(), layout.maxN(), workspace.rowOffsets(),
-                workspace.keepOffsets(), layout.sets(), options.officialCompat(), workspace.status().buffer(), epoch, keptOut, orderOut);
+        CosineDistanceKernel.launch(device, stream, tokens.dtype(), tokens.data(), layout.rowStride(), rowOffsets,
+                layout.sets(), layout.maxN(), layout.d(), dist, nnPartial, workspace.status().buffer(), epoch);
+        MaxMinSelectKernel.launch(device, stream, dist, nnPartial, layout.maxN(), rowOffsets,
+                keeps, layout.sets(), options.officialCompat(), workspace.status().buffer(), epoch, keptOut, orderOut);
         return new Pending(workspace.status(), epoch, stream, "tokens: contain NaN or Inf");
     }
 

@@ -55,7 +55,7 @@ class DivPruneApiTest {
     void deviceOutputsMustBeLargeEnough() {
         try (KernelDevice device = TestDevices.open("sim-in-order")) {
             Stream s = device.defaultStream();
-            try (DivPruneWorkspace ws = new DivPruneWorkspace(device, s);
+            try (Workspace ws = new Workspace(device, s);
                  DeviceBuffer x = device.alloc(4 * 10 * 4);
                  DeviceBuffer small = device.alloc(8);
                  DeviceBuffer ok = device.alloc(12);
@@ -79,7 +79,7 @@ class DivPruneApiTest {
             float[] data = RandomTokens.gaussian(new Random(4), 31 * d);
             DivPruneOptions o = DivPruneOptions.keep(1).withOrder(true);
             Selection want = DivPrune.select(new CpuDevice(), HostTokens.of(data, layout), o);
-            try (DivPruneWorkspace ws = new DivPruneWorkspace(device, s);
+            try (Workspace ws = new Workspace(device, s);
                  DeviceBuffer x = device.alloc(4L * data.length);
                  DeviceBuffer kept = device.alloc(12);
                  DeviceBuffer order = device.alloc(12)) {

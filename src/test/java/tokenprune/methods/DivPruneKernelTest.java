@@ -191,7 +191,7 @@ class DivPruneKernelTest {
             assertTrue(e.getMessage().contains("token 13, feature 5"), e.getMessage());
 
             Stream stream = device.defaultStream();
-            try (DivPruneWorkspace ws = new DivPruneWorkspace(device, stream);
+            try (Workspace ws = new Workspace(device, stream);
                  DeviceBuffer in = device.alloc(4L * n * d);
                  DeviceBuffer kept = device.alloc(16);
                  DeviceBuffer order = device.alloc(16)) {

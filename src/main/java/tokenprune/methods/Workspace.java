@@ -1,0 +1,72 @@
+package tokenprune.methods;
+
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+
+import tokenprune.device.DeviceBuffer;
+import tokenprune.device.KernelDevice;
+import tokenprune.device.Stream;
+import tokenprune.kernels.StatusWord;
+
+/**
+ * Device scratch for the methods' kernels on one device: named scratch buffers that grow when a
+ * call needs more and are otherwise kept, device copies of small int arrays (row and keep
+ * offsets) that are uploaded only when their contents change, and the status word through which
+ * kernels reject bad input. Reuse one workspace across calls: a steady stream of same-shaped calls
+ * then allocates nothing and copies nothing from the host. Not thread-safe; close it to free
+ * everything.
+ */
+public final class Workspace implements AutoCloseable {
+    private final KernelDevice device;
+    private final StatusWord status;
+    private final Map<String, DeviceBuffer> scratch = new HashMap<>();
+    private final Map<String, DeviceBuffer> arrays = new HashMap<>();
+    private final Map<String, int[]> uploaded = new HashMap<>();
+
+    public Workspace(KernelDevice device, Stream stream) {
+        this.device = device;
+        this.status = new StatusWord(device, stream);
+    }
+
+    public KernelDevice device() {
+        return device;
+    }
+
+    public StatusWord status() {
+        return status;
+    }
+
+    /** A scratch buffer of at least {@code bytes} (contents undefined), kept under {@code name}. */
+    public DeviceBuffer scratch(String name, long bytes) {
+        DeviceBuffer b = scratch.get(name);
+        if (b != null && b.bytes() >= bytes) return b;
+        if (b != null) b.close();
+        b = device.alloc(Math.max(bytes, 4));
+        scratch.put(name, b);
+        return b;
+    }
+
+    /** The device copy of {@code values} under {@code name}, uploaded only if it differs from the last one. */
+    public DeviceBuffer ints(String name, int[] values, Stream stream) {
+        DeviceBuffer b = arrays.get(name);
+        if (b != null && Arrays.equals(values, uploaded.get(name))) return b;
+        if (b == null || b.bytes() < values.length * 4L) {
+            if (b != null) b.close();
+            b = device.alloc(Math.max(values.length * 4L, 4));
+            arrays.put(name, b);
+        }
+        device.upload(values, b, stream);
+        uploaded.put(name, values.clone());
+        return b;
+    }
+
+    @Override
+    public void close() {
+        scratch.values().forEach(DeviceBuffer::close);
+        arrays.values().forEach(DeviceBuffer::close);
+        scratch.clear();
+        arrays.clear();
+        status.close();
+    }
+}
