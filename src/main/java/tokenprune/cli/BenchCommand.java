@@ -44,9 +44,14 @@ final class BenchCommand {
 
     record Row(String op, String device, String dtype, int b, int n, int d, int k, double medianMs, double minMs, double gflops,
                double gbps, long bytes, int launches, int reps) {
-        String csv() {
+        String csv(double copyGbps) {
             return String.join(",", op, '"' + device + '"', dtype, "" + b, "" + n, "" + d, "" + k, fmt(medianMs), fmt(minMs), fmt(gflops),
-                    fmt(gbps), "" + bytes, "" + launches, "" + reps);
+                    fmt(gbps), "" + bytes, fmt(floorMs(copyGbps)), "" + launches, "" + reps);
+        }
+
+        /** The time the bytes that must move take at the device's measured copy bandwidth (NaN off the GPU). */
+        double floorMs(double copyGbps) {
+            return copyGbps > 0 ? bytes / (copyGbps * 1e6) : Double.NaN;
         }
 
         static String fmt(double v) {
@@ -70,21 +75,41 @@ final class BenchCommand {
 
             out.println("bench on " + device.description());
             if (!gpu) out.println("note: not a GPU; these are " + device.kind().cliName() + " wall-clock times, not GPU performance");
-            out.printf(Locale.ROOT, "%-15s %-5s %3s %6s %5s %4s %11s %11s %9s %9s %3s%n", "op", "dtype", "B", "N", "D", "k", "median ms",
-                    "min ms", "GFLOP/s", "GB/s", "L");
+            double copyGbps = gpu ? copyBandwidth((KernelDevice) device) : Double.NaN;
+            if (gpu) out.printf(Locale.ROOT, "device-to-device copy bandwidth: %.0f GB/s (the floor column: must-move bytes at this rate)%n", copyGbps);
+            out.printf(Locale.ROOT, "%-15s %-5s %3s %6s %5s %4s %11s %11s %9s %9s %10s %3s%n", "op", "dtype", "B", "N", "D", "k", "median ms",
+                    "min ms", "GFLOP/s", "GB/s", "floor ms", "L");
             List<Row> rows = new ArrayList<>();
             for (DType dtype : dtypes) for (int b : bs) for (int n : ns) for (int d : ds) {
                 for (Row r : measure(device, dtype, b, n, d, reps, warmup)) {
                     rows.add(r);
-                    out.printf(Locale.ROOT, "%-15s %-5s %3d %6d %5d %4d %11.4f %11.4f %9.1f %9.1f %3d%n", r.op(), r.dtype(), r.b(), r.n(), r.d(),
-                            r.k(), r.medianMs(), r.minMs(), r.gflops(), r.gbps(), r.launches());
+                    out.printf(Locale.ROOT, "%-15s %-5s %3d %6d %5d %4d %11.4f %11.4f %9.1f %9.1f %10.4f %3d%n", r.op(), r.dtype(), r.b(), r.n(), r.d(),
+                            r.k(), r.medianMs(), r.minMs(), r.gflops(), r.gbps(), r.floorMs(copyGbps), r.launches());
                 }
             }
             List<String> lines = new ArrayList<>();
-            lines.add("op,device,dtype,B,N,D,k,median_ms,min_ms,gflops,gbps,bytes,launches,reps");
-            for (Row r : rows) lines.add(r.csv());
+            lines.add("op,device,dtype,B,N,D,k,median_ms,min_ms,gflops,gbps,bytes,floor_ms,launches,reps");
+            for (Row r : rows) lines.add(r.csv(copyGbps));
             Files.write(csv, lines);
             out.println("wrote " + csv.toAbsolutePath());
+        }
+    }
+
+    /** Device-to-device copy of 256 MiB: bytes read plus bytes written per second, median of 10. */
+    private static double copyBandwidth(KernelDevice device) {
+        long bytes = 256L << 20;
+        Stream stream = device.defaultStream();
+        try (DeviceBuffer a = device.alloc(bytes); DeviceBuffer b = device.alloc(bytes); Timer timer = device.timer(stream)) {
+            device.fill(a, 1, stream);
+            double[] ms = new double[10];
+            for (int i = -2; i < ms.length; i++) {
+                timer.start();
+                device.copy(a, b, bytes, stream);
+                double t = timer.stopMillis();
+                if (i >= 0) ms[i] = t;
+            }
+            Arrays.sort(ms);
+            return 2.0 * bytes / (ms[ms.length / 2] * 1e6);
         }
     }
 
