@@ -60,7 +60,7 @@ final class BenchCommand {
     }
 
     static void run(List<String> argv, PrintStream out) throws IOException {
-        Args a = Args.parse(argv, Set.of("--device", "--n", "--d", "--b", "--dtype", "--reps", "--csv", "--warmup"), Set.of());
+        Args a = Args.parse(argv, Set.of("--device", "--n", "--d", "--b", "--dtype", "--reps", "--csv", "--warmup"), Set.of("--profile"));
         try (Device device = Devices.open(a.get("--device", "auto"))) {
             boolean gpu = device.kind() == tokenprune.device.DeviceKind.CUDA;
             // Off the GPU the full grid would take hours; default to one small shape there.
@@ -72,6 +72,8 @@ final class BenchCommand {
             int warmup = a.intValue("--warmup", gpu ? 3 : 1);
             if (reps < 1 || warmup < 0) throw new UsageException("--reps must be >= 1 and --warmup >= 0");
             Path csv = Path.of(a.get("--csv", "bench.csv"));
+            // --profile: the timed repetitions run inside cuProfilerStart/Stop (ncu --profile-from-start off)
+            boolean profile = a.has("--profile") && device instanceof tokenprune.device.cuda.CudaDevice;
 
             out.println("bench on " + device.description());
             if (!gpu) out.println("note: not a GPU; these are " + device.kind().cliName() + " wall-clock times, not GPU performance");
@@ -81,7 +83,7 @@ final class BenchCommand {
                     "min ms", "GFLOP/s", "GB/s", "floor ms", "L");
             List<Row> rows = new ArrayList<>();
             for (DType dtype : dtypes) for (int b : bs) for (int n : ns) for (int d : ds) {
-                for (Row r : measure(device, dtype, b, n, d, reps, warmup)) {
+                for (Row r : measure(device, dtype, b, n, d, reps, warmup, profile)) {
                     rows.add(r);
                     out.printf(Locale.ROOT, "%-15s %-5s %3d %6d %5d %4d %11.4f %11.4f %9.1f %9.1f %10.4f %3d%n", r.op(), r.dtype(), r.b(), r.n(), r.d(),
                             r.k(), r.medianMs(), r.minMs(), r.gflops(), r.gbps(), r.floorMs(copyGbps), r.launches());
@@ -126,7 +128,7 @@ final class BenchCommand {
         return out;
     }
 
-    private static List<Row> measure(Device device, DType dtype, int b, int n, int d, int reps, int warmup) {
+    private static List<Row> measure(Device device, DType dtype, int b, int n, int d, int reps, int warmup, boolean profile) {
         TokenLayout layout = TokenLayout.uniform(b, n, d);
         DivPruneOptions options = DivPruneOptions.ratio(DivPruneOptions.DEFAULT_RATIO);
         int k = options.keepOffsets(layout)[1];
@@ -158,9 +160,9 @@ final class BenchCommand {
                 if (t.data() instanceof float[] f) kd.upload(f, x, stream);
                 else kd.upload((short[]) t.data(), x, stream);
             }
-            double[] cos = timeDevice(timer, reps, warmup, i -> CosineDistance.computeOnDevice(
+            double[] cos = timeDevice(kd, profile, timer, reps, warmup, i -> CosineDistance.computeOnDevice(
                     new DeviceTokens(inputs.get(i % inputs.size()), dtype, layout), dist, ws, stream));
-            double[] dp = timeDevice(timer, reps, warmup, i -> DivPrune.selectOnDevice(
+            double[] dp = timeDevice(kd, profile, timer, reps, warmup, i -> DivPrune.selectOnDevice(
                     new DeviceTokens(inputs.get(i % inputs.size()), dtype, layout), options, kept, null, ws, stream));
             return List.of(row("cosine_distance", device, dtype, b, n, d, 0, cos, gramFlops, cosineBytes, 1, reps),
                     row("divprune", device, dtype, b, n, d, k, dp, gramFlops, divpruneBytes, 2, reps));
@@ -183,14 +185,19 @@ final class BenchCommand {
         tokenprune.methods.Pending run(int rep);
     }
 
-    private static double[] timeDevice(Timer timer, int reps, int warmup, Call call) {
+    private static double[] timeDevice(KernelDevice device, boolean profile, Timer timer, int reps, int warmup, Call call) {
         for (int i = 0; i < warmup; i++) call.run(i).await();
         double[] ms = new double[reps];
-        for (int i = 0; i < reps; i++) {
-            timer.start();
-            tokenprune.methods.Pending p = call.run(warmup + i);
-            ms[i] = timer.stopMillis();
-            p.await();
+        if (profile) ((tokenprune.device.cuda.CudaDevice) device).profilerStart();
+        try {
+            for (int i = 0; i < reps; i++) {
+                timer.start();
+                tokenprune.methods.Pending p = call.run(warmup + i);
+                ms[i] = timer.stopMillis();
+                p.await();
+            }
+        } finally {
+            if (profile) ((tokenprune.device.cuda.CudaDevice) device).profilerStop();
         }
         return ms;
     }

@@ -20,7 +20,7 @@ public final class Main {
             "  devices  which devices can run here, and why not",
             "  demo     [--device ...]  DivPrune on built-in sample tokens, checked against the reference",
             "  bench    [--device ...] [--n 576,2340,8192] [--d 1024,4096] [--b 1,16] [--dtype f16,f32]",
-            "           [--reps 20] [--csv bench.csv]",
+            "           [--reps 20] [--warmup 3] [--csv bench.csv] [--profile (cuProfilerStart/Stop around timed runs)]",
             "  options for every command: --verbose (stack traces on errors)");
 
     private Main() {

@@ -231,6 +231,20 @@ public final class CudaDevice extends KernelDevice {
         check(JCudaDriver.cuStreamSynchronize(JCudaHandles.stream(stream.handle())), "cuStreamSynchronize");
     }
 
+    /**
+     * Brackets a region for {@code ncu --profile-from-start off}: only kernels launched between
+     * start and stop are profiled (bench --profile uses it around its timed repetitions).
+     */
+    public void profilerStart() {
+        makeCurrent();
+        check(JCudaDriver.cuProfilerStart(), "cuProfilerStart");
+    }
+
+    public void profilerStop() {
+        makeCurrent();
+        check(JCudaDriver.cuProfilerStop(), "cuProfilerStop");
+    }
+
     @Override
     public Timer timer(Stream stream) {
         makeCurrent();
