@@ -65,6 +65,20 @@ __device__ __forceinline__ int tp_warp_sum_int(int v) {
     return v;
 }
 
+__device__ __forceinline__ float tp_warp_max(float v) {
+#pragma unroll
+    for (int off = TP_WARP / 2; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(TP_FULL_MASK, v, off));
+    return v;
+}
+
+// Sum over aligned groups of `width` consecutive lanes (width a power of two <= 32, the same in
+// every lane): every lane ends with its group's sum. All 32 lanes must be present. The summation
+// tree is fixed, so the result does not depend on the schedule.
+__device__ __forceinline__ float tp_group_sum(float v, int width) {
+    for (int off = width / 2; off > 0; off >>= 1) v += __shfl_xor_sync(TP_FULL_MASK, v, off);
+    return v;
+}
+
 // (value, index) arg-max: larger value wins, equal values go to the lower index. Every lane ends
 // with the winner. Indices < 0 mark "no candidate" and lose to any real candidate.
 __device__ __forceinline__ bool tp_argmax_better(float v, int i, float bv, int bi) {
@@ -95,6 +109,20 @@ __device__ __forceinline__ float tp_block_sum(float v, float* scratch) {
     __syncthreads();
     v = lane < warps ? scratch[lane] : 0.0f;
     v = tp_warp_sum(v);
+    __syncthreads();  // scratch may be reused by the caller after this point
+    return v;
+}
+
+// Block max; every thread gets it. NaN inputs are ignored by fmaxf (callers reject NaN first);
+// -INFINITY is the identity.
+__device__ __forceinline__ float tp_block_max(float v, float* scratch) {
+    const int lane = threadIdx.x % TP_WARP, warp = threadIdx.x / TP_WARP;
+    const int warps = blockDim.x / TP_WARP;
+    v = tp_warp_max(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : -INFINITY;
+    v = tp_warp_max(v);
     __syncthreads();  // scratch may be reused by the caller after this point
     return v;
 }
@@ -138,4 +166,116 @@ __device__ __forceinline__ int tp_block_exclusive_scan(int v, int* scratch, int*
     const int result = scratch[warp] + incl - v;
     __syncthreads();
     return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// order-preserving keys and block top-k cut (radix select)
+// ---------------------------------------------------------------------------------------------
+// A 32-bit key whose unsigned order is the float order of finite values: positive floats get the
+// sign bit set, negative ones are bit-inverted. -0.0 is mapped to +0.0 first, so the two zeros
+// have the same key (they tie, and ties go to the lower index).
+__device__ __forceinline__ unsigned tp_float_order_key(float v) {
+    unsigned b = __float_as_uint(v);
+    if (b == 0x80000000u) b = 0u;
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// Inclusive prefix sum of one int per lane over a full warp (all 32 lanes must be present).
+__device__ __forceinline__ int tp_warp_inclusive_scan_int(int v) {
+    const int lane = threadIdx.x % TP_WARP;
+#pragma unroll
+    for (int off = 1; off < TP_WARP; off <<= 1) {
+        const int o = __shfl_up_sync(TP_FULL_MASK, v, off);
+        if (lane >= off) v += o;
+    }
+    return v;
+}
+
+// Where a block's top-k of n float values is cut, as found by tp_block_topk_cut. With
+// key = tp_float_order_key(v[i]) & mask, token i is kept iff key > prefix, or key == prefix and
+// fewer than `ties` tokens with key == prefix precede it (lower indices win ties). Exactly
+// min(k, n) tokens are kept that way. nonfinite: some v[i] was NaN or +-Inf (the cut is then
+// meaningless).
+struct TpTopkCut {
+    unsigned prefix;
+    unsigned mask;
+    int ties;
+    bool nonfinite;
+};
+
+// Exact top-k cut of v[0 .. n) for 0 <= k <= n, ranked by larger value first then lower index:
+// an MSB-first radix select on tp_float_order_key with 8-bit digits. Each pass histograms the
+// digit of the keys that still match the prefix found so far (256 shared ints, shared-memory
+// atomics, runs of equal digits merged per thread), then warp 0 scans the bins from the top to
+// find the digit holding the k-th largest key. At most 4 passes over v (global memory; each read
+// once per pass); it stops early as soon as the boundary bin is kept whole. The first pass also checks every value for NaN/Inf.
+// Every thread of the block must call it (it contains __syncthreads); blockDim.x a multiple of
+// 32. hist: 256 shared ints; bcast: 3 shared ints; both may be reused as soon as it returns.
+__device__ __forceinline__ TpTopkCut tp_block_topk_cut(const float* __restrict__ v, int n, int k, int* hist, int* bcast) {
+    const int lane = threadIdx.x % TP_WARP, warp = threadIdx.x / TP_WARP;
+    TpTopkCut cut;
+    cut.prefix = 0u;
+    cut.mask = 0u;
+    cut.ties = k;
+    cut.nonfinite = false;
+    int remaining = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
+        __syncthreads();
+        // A thread merges runs of equal digits among its own keys into one atomic: clustered scores
+        // (e.g. attention probabilities share their top key bytes) would otherwise serialise on a
+        // few bins.
+        int bad = 0, run_digit = -1, run = 0;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            const float x = v[i];
+            if (shift == 24) bad |= tp_is_nonfinite(x);
+            const unsigned key = tp_float_order_key(x);
+            if ((key & cut.mask) != cut.prefix) continue;
+            const int digit = (int)((key >> shift) & 0xffu);
+            if (digit != run_digit) {
+                if (run > 0) atomicAdd(&hist[run_digit], run);
+                run_digit = digit;
+                run = 0;
+            }
+            ++run;
+        }
+        if (run > 0) atomicAdd(&hist[run_digit], run);
+        if (shift == 24) {
+            if (__syncthreads_or(bad)) { cut.nonfinite = true; return cut; }
+            if (k == 0 || k == n) return cut;  // keep none / all: mask 0 makes every key tie at prefix 0
+        } else {
+            __syncthreads();
+        }
+        if (warp == 0) {
+            // lane L owns bins 255 - 8L down to 248 - 8L, so lane order is descending key order
+            int c[8], sum = 0;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) { c[j] = hist[255 - 8 * lane - j]; sum += c[j]; }
+            const int incl = tp_warp_inclusive_scan_int(sum);
+            int above = incl - sum;  // keys in bins above this lane's
+            if (above < remaining && remaining <= incl) {  // exactly one lane holds the k-th largest
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    if (above + c[j] >= remaining) {
+                        bcast[0] = 255 - 8 * lane - j;
+                        bcast[1] = remaining - above;
+                        bcast[2] = (above + c[j] == remaining);  // the whole bin is kept: no need to refine
+                        break;
+                    }
+                    above += c[j];
+                }
+            }
+        }
+        __syncthreads();
+        const unsigned digit = (unsigned)bcast[0];
+        remaining = bcast[1];
+        const bool whole = bcast[2] != 0;
+        cut.prefix |= digit << shift;
+        cut.mask |= 0xffu << shift;
+        cut.ties = remaining;
+        if (whole) break;  // uniform: every thread read the same bcast
+        // bcast is next written after two more barriers; hist is re-zeroed after warp 0's reads
+    }
+    __syncthreads();  // every thread has read bcast: the caller may reuse hist and bcast
+    return cut;
 }

@@ -22,7 +22,7 @@ final class SelectCommand {
     static final Map<String, SelectMethod> METHODS = new LinkedHashMap<>();
 
     static {
-        for (SelectMethod m : List.of(new DivPruneMethod())) METHODS.put(m.name(), m);
+        for (SelectMethod m : List.of(new DivPruneMethod(), new ScoresMethod(), new FasterVlmMethod(), new DartMethod(), new TransPruneMethod())) METHODS.put(m.name(), m);
     }
 
     private SelectCommand() {

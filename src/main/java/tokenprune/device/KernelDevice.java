@@ -37,6 +37,9 @@ public abstract class KernelDevice implements Device {
 
     protected abstract void synchronize(Stream stream);
 
+    /** Blocks until all work on every stream of this device has finished. */
+    public abstract void synchronizeAll();
+
     /** The most dynamic shared memory one block may use on this device. */
     public abstract int maxDynamicSharedBytes();
 
@@ -79,6 +82,14 @@ public abstract class KernelDevice implements Device {
 
     public void download(DeviceBuffer src, int[] dst, Stream stream) {
         copyOut(src, dst, dst.length * 4L, stream);
+    }
+
+    public void download(DeviceBuffer src, short[] dst, Stream stream) {
+        copyOut(src, dst, dst.length * 2L, stream);
+    }
+
+    public void download(DeviceBuffer src, byte[] dst, Stream stream) {
+        copyOut(src, dst, dst.length, stream);
     }
 
     /** Copies the first {@code bytes} of {@code src} to {@code dst}. */

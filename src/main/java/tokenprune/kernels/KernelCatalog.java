@@ -14,6 +14,15 @@ public final class KernelCatalog {
         List<KernelSpec> all = new ArrayList<>();
         all.addAll(CosineDistanceKernel.specs());
         all.addAll(MaxMinSelectKernel.specs());
+        all.addAll(ClsAttentionKernel.specs());
+        all.addAll(TopKKernel.specs());
+        all.addAll(GatherKernel.specs());
+        all.addAll(DartKeyL1Kernel.specs());
+        all.addAll(DartCosineKernel.specs());
+        all.addAll(DartSelectKernel.specs());
+        all.addAll(TtvKernel.specs());
+        all.addAll(IgaKernel.specs());
+        all.addAll(TransPruneScoreKernel.specs());
         return List.copyOf(all);
     }
 }

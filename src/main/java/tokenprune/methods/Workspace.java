@@ -41,7 +41,7 @@ public final class Workspace implements AutoCloseable {
     public DeviceBuffer scratch(String name, long bytes) {
         DeviceBuffer b = scratch.get(name);
         if (b != null && b.bytes() >= bytes) return b;
-        if (b != null) b.close();
+        if (b != null) retire(b);
         b = device.alloc(Math.max(bytes, 4));
         scratch.put(name, b);
         return b;
@@ -52,13 +52,19 @@ public final class Workspace implements AutoCloseable {
         DeviceBuffer b = arrays.get(name);
         if (b != null && Arrays.equals(values, uploaded.get(name))) return b;
         if (b == null || b.bytes() < values.length * 4L) {
-            if (b != null) b.close();
+            if (b != null) retire(b);
             b = device.alloc(Math.max(values.length * 4L, 4));
             arrays.put(name, b);
         }
         device.upload(values, b, stream);
         uploaded.put(name, values.clone());
         return b;
+    }
+
+    /** Frees a buffer that queued kernels may still read: growth is rare, so wait for them first. */
+    private void retire(DeviceBuffer b) {
+        device.synchronizeAll();
+        b.close();
     }
 
     @Override

@@ -138,6 +138,114 @@ class CliTest {
         assertEquals(2, run().code());
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu", "sim"})
+    void selectFromCallerScores(String device) throws IOException {
+        if (device.equals("sim")) assumeTrue(SimDevice.available(), SimDevice::reason);
+        float[] scores = {0.5f, 2f, -1f, 2f, 7f, 0f, /* row 2 */ 3f, 3f, 3f, 1f, 9f, -4f};
+        Path in = tokens("s.npy", scores, 2, 6), out = dir.resolve("k.npy");
+        Result r = run("select", "--method", "scores", "--scores", in.toString(), "--keep", "3", "--device", device, "--output", out.toString());
+        assertEquals(0, r.code(), r.err());
+        NpyArray kept = Npy.read(out);
+        assertArrayEquals(new int[] {2, 3}, kept.shape());
+        // row 0: 7 (at 4), then 2 at 1 and 3; row 1: 9 (at 4), then three 3s: the lower indices 0 and 1 win
+        assertArrayEquals(new int[] {1, 3, 4, 0, 1, 4}, kept.ints(), "indices are local to each row");
+
+        Result t = run("select", "--method", "scores", "--scores", in.toString(), "--threshold", "2.5", "--device", device, "--output", out.toString());
+        assertEquals(0, t.code(), t.err());
+        NpyArray th = Npy.read(out);
+        assertArrayEquals(new int[] {2, 4}, th.shape(), "padded to the longest row");
+        assertArrayEquals(new int[] {4, -1, -1, -1, 0, 1, 2, 4}, th.ints());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu", "sim"})
+    void selectFasterVlmFromQueriesAndKeys(String device) throws IOException {
+        if (device.equals("sim")) assumeTrue(SimDevice.available(), SimDevice::reason);
+        int b = 2, n = 10, h = 2, dh = 4;
+        Random rnd = new Random(8);
+        float[] q = RandomTokens.gaussian(rnd, b * h * dh), k = RandomTokens.gaussian(rnd, b * n * h * dh);
+        Path qf = tokens("q.npy", q, b, h, dh), kf = tokens("k.npy", k, b, n, h, dh), out = dir.resolve("fv.npy");
+        Result r = run("select", "--method", "fastervlm", "--queries", qf.toString(), "--keys", kf.toString(), "--keep", "3", "--device", device,
+                "--output", out.toString());
+        assertEquals(0, r.code(), r.err());
+        NpyArray kept = Npy.read(out);
+        assertArrayEquals(new int[] {2, 3}, kept.shape());
+        double[][] want = tokenprune.reference.FasterVlmReference.scores(
+                tokenprune.methods.HostClsAttention.of(q, k, tokenprune.methods.ClsAttentionLayout.dense(b, n, h, dh)), 1 / Math.sqrt(dh));
+        for (int img = 0; img < b; img++) {
+            float[] row = new float[n - 1];
+            for (int j = 0; j < n - 1; j++) row[j] = (float) want[img][j];
+            assertArrayEquals(tokenprune.reference.TopKReference.select(row, 3), java.util.Arrays.copyOfRange(kept.ints(), img * 3, img * 3 + 3),
+                    "image " + img);
+        }
+        Result bad = run("select", "--method", "fastervlm", "--queries", qf.toString(), "--keys", qf.toString(), "--keep", "3", "--output",
+                out.toString(), "--device", device);
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("--keys"), bad.err());
+    }
+
+    @Test
+    void selectTransPruneOneStageAgreesAcrossDevicesAndWithTheSession() throws IOException {
+        int length = 30, d = 6, heads = 2, dh = 4, start = 3, image = 20, keep = 7;
+        Random rnd = new Random(21);
+        float[] u = RandomTokens.gaussian(rnd, 2 * length * d), v = RandomTokens.gaussian(rnd, 2 * length * d);
+        float[] q = RandomTokens.gaussian(rnd, length * heads * dh), k = RandomTokens.gaussian(rnd, length * heads * dh);
+        Path uf = tokens("u.npy", u, 2, length, d), vf = tokens("v.npy", v, 2, length, d);
+        Path qf = tokens("q.npy", q, length, heads, dh), kf = tokens("k.npy", k, length, heads, dh);
+        tokenprune.methods.TokenLayout layout = tokenprune.methods.TokenLayout.uniform(1, length, d);
+        int[] want;
+        try (var session = tokenprune.methods.TransPrune.open(new tokenprune.device.CpuDevice(),
+                tokenprune.methods.ImageSequences.single(start, image, length - start - image), tokenprune.methods.TransPruneOptions.defaults())) {
+            for (int i = 0; i < 2; i++) {
+                session.addSubBlock(tokenprune.methods.HostTokens.of(java.util.Arrays.copyOfRange(u, i * length * d, (i + 1) * length * d), layout),
+                        tokenprune.methods.HostTokens.of(java.util.Arrays.copyOfRange(v, i * length * d, (i + 1) * length * d), layout));
+            }
+            want = session.pruneTo(new int[] {keep}, tokenprune.methods.HostHeads.packed(q, length, heads, dh),
+                    tokenprune.methods.HostHeads.packed(k, length, heads, dh)).kept();
+        }
+        for (String device : SimDevice.available() ? new String[] {"cpu", "sim"} : new String[] {"cpu"}) {
+            Path out = dir.resolve("tp-" + device + ".npy");
+            Result r = run("select", "--method", "transprune", "--u", uf.toString(), "--v", vf.toString(), "--queries", qf.toString(), "--keys",
+                    kf.toString(), "--image-start", "" + start, "--image-length", "" + image, "--keep", "" + keep, "--device", device, "--output", out.toString());
+            assertEquals(0, r.code(), r.err());
+            assertArrayEquals(want, Npy.read(out).ints(), device);
+        }
+        Result bad = run("select", "--method", "transprune", "--u", uf.toString(), "--v", vf.toString(), "--ttv-only", "--image-start", "25",
+                "--image-length", "20", "--keep", "3", "--output", dir.resolve("x.npy").toString());
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("--image-start"), bad.err());
+    }
+
+    @Test
+    void selectDartAgreesAcrossDevicesAndWithTheApi() throws IOException {
+        int tokens = 40, dk = 8, dh = 6, start = 2, image = 30;
+        Random rnd = new Random(33);
+        float[] keys = RandomTokens.gaussian(rnd, 2 * tokens * dk), hidden = RandomTokens.gaussian(rnd, 2 * tokens * dh);
+        Path kf = tokens("dk.npy", keys, 2, tokens, dk), hf = tokens("dh.npy", hidden, 2, tokens, dh);
+        tokenprune.methods.DartOptions options = tokenprune.methods.DartOptions.of(2, 2, 3);
+        tokenprune.methods.DartSelection want = tokenprune.methods.Dart.select(new tokenprune.device.CpuDevice(),
+                tokenprune.methods.HostTokens.batch(keys, 2, tokens, dk), tokenprune.methods.HostTokens.batch(hidden, 2, tokens, dh),
+                tokenprune.methods.ImageSpans.uniform(2, start, image), options);
+        for (String device : SimDevice.available() ? new String[] {"cpu", "sim"} : new String[] {"cpu"}) {
+            Path out = dir.resolve("dart-" + device + ".npy"), list = dir.resolve("list-" + device + ".npy");
+            Result r = run("select", "--method", "dart", "--keys", kf.toString(), "--hidden", hf.toString(), "--image-start", "" + start,
+                    "--image-length", "" + image, "--pivots-image", "2", "--pivots-text", "2", "--per-pivot", "3", "--keep-list", list.toString(),
+                    "--device", device, "--output", out.toString());
+            assertEquals(0, r.code(), r.err());
+            NpyArray kept = Npy.read(out);
+            assertArrayEquals(new int[] {2, 2 + 4 * 3}, kept.shape(), "P_img + (P_img + P_txt) * per-pivot");
+            for (int b = 0; b < 2; b++) {
+                assertArrayEquals(want.keptImage(b), java.util.Arrays.copyOfRange(kept.ints(), b * 14, b * 14 + 14), device + " sequence " + b);
+            }
+            assertArrayEquals(want.keep(1), java.util.Arrays.copyOfRange(Npy.read(list).ints(), want.keep(0).length, 2 * want.keep(0).length));
+        }
+        Result bad = run("select", "--method", "dart", "--keys", kf.toString(), "--hidden", hf.toString(), "--image-start", "20", "--image-length",
+                "30", "--output", dir.resolve("x.npy").toString(), "--device", "cpu");
+        assertEquals(2, bad.code(), bad.err());
+        assertFalse(Files.exists(dir.resolve("x.npy")));
+    }
+
     @Test
     void devicesExplainsEachKind() {
         Result r = run("devices");
@@ -158,11 +266,24 @@ class CliTest {
     @Test
     void benchWritesACsvRow(@TempDir Path tmp) throws IOException {
         Path csv = tmp.resolve("b.csv");
-        Result r = run("bench", "--device", "cpu", "--n", "40", "--d", "8", "--reps", "3", "--csv", csv.toString());
+        Result r = run("bench", "--device", "cpu", "--ops", "cosine,divprune", "--n", "40", "--d", "8", "--reps", "3", "--csv", csv.toString());
         assertEquals(0, r.code(), r.err());
         var lines = Files.readAllLines(csv);
         assertEquals(3, lines.size(), lines.toString());
-        assertTrue(lines.get(1).startsWith("cosine_distance,") && lines.get(2).startsWith("divprune,"), lines.toString());
+        assertTrue(lines.get(1).startsWith("cosine,") && lines.get(2).startsWith("divprune,"), lines.toString());
         assertTrue(lines.get(2).contains(",40,8,4,"), "k = round(0.098 * 40) = 4: " + lines.get(2));
+    }
+
+    @Test
+    void benchRunsEveryOpOnTheSimulator(@TempDir Path tmp) throws IOException {
+        assumeTrue(SimDevice.available(), SimDevice::reason);
+        Path csv = tmp.resolve("all.csv");
+        Result r = run("bench", "--device", "sim", "--n", "40", "--d", "16", "--dtype", "f16", "--reps", "1", "--warmup", "0", "--csv", csv.toString());
+        assertEquals(0, r.code(), r.err());
+        var lines = Files.readAllLines(csv);
+        for (String op : BenchCases.OPS) {
+            assertTrue(lines.stream().anyMatch(l -> l.startsWith(op + ",")), op + " missing from " + lines);
+        }
+        assertEquals(2, run("bench", "--device", "cpu", "--ops", "nope").code());
     }
 }

@@ -246,6 +246,12 @@ public final class CudaDevice extends KernelDevice {
     }
 
     @Override
+    public void synchronizeAll() {
+        makeCurrent();
+        check(JCudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
+    }
+
+    @Override
     public Timer timer(Stream stream) {
         makeCurrent();
         return new EventTimer(stream);

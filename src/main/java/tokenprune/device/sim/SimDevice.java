@@ -126,6 +126,10 @@ public final class SimDevice extends KernelDevice {
     }
 
     @Override
+    public void synchronizeAll() {
+    }
+
+    @Override
     public Timer timer(Stream stream) {
         return new Timer() {
             private long t0;
