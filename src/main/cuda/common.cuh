@@ -35,8 +35,14 @@
 #define TP_FULL_MASK 0xffffffffu
 #define TP_WARP 32
 
-// Error bits a kernel ORs into the caller-visible status word. Java maps each bit to a message.
-#define TP_STATUS_NONFINITE_INPUT 1
+// Status convention (see maxmin_select.cu): a kernel that rejects its input does
+// atomicMax(status, epoch); every kernel of the call checks on entry whether the call was rejected.
+// The check must be block-uniform: a block of the SAME launch may set the status while this block's
+// warps are reading it, and a block whose warps disagree would split at its barriers (undefined on
+// the GPU; the simulator runs blocks one at a time and cannot show it). Hence a barrier-OR.
+__device__ __forceinline__ bool tp_call_rejected(const int* status, int epoch) {
+    return __syncthreads_or(*status == epoch) != 0;
+}
 
 // ---------------------------------------------------------------------------------------------
 // dtype loads

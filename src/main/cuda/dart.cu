@@ -244,7 +244,7 @@ __device__ void dart_cosine(const T* __restrict__ hidden, long long row_stride, 
     // The keys were rejected (or another block of this launch already found bad hidden states):
     // nothing here would be used. This launch's own blocks may set *status at any moment, so the
     // block decides together; a per-thread test could split the block at the barriers below.
-    if (__syncthreads_or(*status == epoch)) return;
+    if (tp_call_rejected(status, epoch)) return;
     const int b = blockIdx.y;
     const DartSeq q = dart_seq(seq_info, b);
     const int warp = threadIdx.x / TP_WARP, lane = threadIdx.x % TP_WARP;
@@ -431,7 +431,7 @@ tp_dart_select(const float* __restrict__ cos, const int* __restrict__ pivots, co
     __shared__ int tmp[2 * DART_MAX_PIVOTS];
     DYNAMIC_SMEM(float, score);  // max L floats, then max L flag bytes
 
-    if (*status == epoch) return;  // an input kernel rejected this call: write nothing
+    if (tp_call_rejected(status, epoch)) return;  // an input kernel rejected this call: write nothing
 
     const int b = blockIdx.x;
     const DartSeq q = dart_seq(seq_info, b);

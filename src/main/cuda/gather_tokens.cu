@@ -59,11 +59,11 @@ tp_gather_tokens(const unsigned char* __restrict__ src, long long src_row_stride
                  const int* __restrict__ kept, const int* __restrict__ keep_offsets, int sets, int row_bytes,
                  unsigned char* __restrict__ dst, long long dst_row_stride, int* __restrict__ positions,
                  int position_base, int original_positions, int* status, int epoch) {
-    if (*status == epoch) return;  // a selection kernel rejected this call: write nothing
+    if (tp_call_rejected(status, epoch)) return;  // a selection kernel rejected this call: write nothing
 
     const int lane = threadIdx.x % TP_WARP;
     const int g = blockIdx.x * GT_ROWS_PER_BLOCK + threadIdx.x / TP_WARP;
-    if (g >= keep_offsets[sets]) return;  // warp-uniform; the kernel has no barriers
+    if (g >= keep_offsets[sets]) return;  // warp-uniform; no barrier follows
 
     // the set of row g: the largest b with keep_offsets[b] <= g (never an empty set: see below)
     int lo = 0, hi = sets - 1;

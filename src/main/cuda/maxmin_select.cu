@@ -42,7 +42,7 @@ tp_divprune_select(const float* __restrict__ dist, const float* __restrict__ nn_
     __shared__ int scan_total;
     DYNAMIC_SMEM(float, smem);
 
-    if (*status == epoch) return;  // an input kernel rejected this call: write nothing
+    if (tp_call_rejected(status, epoch)) return;  // an input kernel rejected this call: write nothing
 
     const int set = blockIdx.x;
     const int first_row = row_offsets[set];

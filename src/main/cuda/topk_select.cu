@@ -79,7 +79,7 @@ tp_topk_select(const float* __restrict__ scores, const int* __restrict__ row_off
     __shared__ int scan_scratch[TP_WARP];
     __shared__ int scan_total;
 
-    if (*status == epoch) return;  // an earlier kernel rejected this call: write nothing
+    if (tp_call_rejected(status, epoch)) return;  // an earlier kernel rejected this call: write nothing
 
     const int row = blockIdx.x;
     const int first = row_offsets[row];
@@ -102,7 +102,7 @@ tp_threshold_select(const float* __restrict__ scores, const int* __restrict__ ro
     __shared__ int scan_scratch[TP_WARP];
     __shared__ int scan_total;
 
-    if (*status == epoch) return;
+    if (tp_call_rejected(status, epoch)) return;
 
     const int row = blockIdx.x;
     const int first = row_offsets[row];

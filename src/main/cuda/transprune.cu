@@ -362,7 +362,7 @@ tp_transprune_score(const int* __restrict__ seq, const float* __restrict__ me, i
                     float* __restrict__ scores, int* status, int epoch) {
     __shared__ float red[TP_WARP];
     DYNAMIC_SMEM(float, zs);  // [pending]
-    if (*status == epoch) return;  // the request was rejected: write nothing
+    if (tp_call_rejected(status, epoch)) return;  // the request was rejected: write nothing
 
     const int b = blockIdx.x;
     const TprSeq s = tpr_seq(seq, b);
@@ -420,7 +420,7 @@ extern "C" __global__ void __launch_bounds__(TPR_FINISH_THREADS)
 tp_transprune_finish(const int* __restrict__ seq, const int* __restrict__ keep_offsets, const int* __restrict__ kept,
                      const float* __restrict__ acc_in, float* __restrict__ acc_out, int* __restrict__ kept_out,
                      int* __restrict__ row_gather_out, const int* status, int epoch) {
-    if (*status == epoch) return;  // the request was rejected: write nothing
+    if (tp_call_rejected(status, epoch)) return;  // the request was rejected: write nothing
     const int b = blockIdx.x;
     const TprSeq s = tpr_seq(seq, b);
     const int ko = keep_offsets[b];

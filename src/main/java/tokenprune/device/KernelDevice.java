@@ -37,11 +37,28 @@ public abstract class KernelDevice implements Device {
 
     protected abstract void synchronize(Stream stream);
 
-    /** Blocks until all work on every stream of this device has finished. */
-    public abstract void synchronizeAll();
-
-    /** The most dynamic shared memory one block may use on this device. */
+    /** The most shared memory (static + dynamic) one block may use on this device. */
     public abstract int maxDynamicSharedBytes();
+
+    /**
+     * The most dynamic shared memory one block of {@code kernel} may request: the device's limit
+     * less the kernel's own static shared memory (the two share one budget).
+     */
+    public int maxDynamicSharedBytes(KernelSpec kernel) {
+        return maxDynamicSharedBytes() - staticSharedBytes(kernel);
+    }
+
+    /** The kernel's static shared memory; 0 where it cannot be known (the simulator). */
+    protected int staticSharedBytes(KernelSpec kernel) {
+        return 0;
+    }
+
+    /** The least of {@link #maxDynamicSharedBytes(KernelSpec)} over a kernel family (one entry point per dtype). */
+    public int maxDynamicSharedBytes(java.util.List<KernelSpec> family) {
+        int m = Integer.MAX_VALUE;
+        for (KernelSpec k : family) m = Math.min(m, maxDynamicSharedBytes(k));
+        return m;
+    }
 
     /** A timer for work on {@code stream}. */
     public abstract Timer timer(Stream stream);
@@ -149,20 +166,21 @@ public abstract class KernelDevice implements Device {
      */
     public void launch(KernelSpec kernel, Dim3 grid, Dim3 block, int sharedBytes, Stream stream, KernelArgs args) {
         kernel.check(args);
-        String refused = launchLimitViolation(grid, block, sharedBytes);
+        String refused = launchLimitViolation(kernel, grid, block, sharedBytes);
         if (refused != null) throw new KernelLaunchException(kernel.name(), grid, block, sharedBytes, refused);
         if (stream.device() != this) throw new IllegalArgumentException("stream: belongs to another device");
         launchRaw(kernel, grid, block, sharedBytes, stream, args);
     }
 
-    private String launchLimitViolation(Dim3 grid, Dim3 block, int sharedBytes) {
+    private String launchLimitViolation(KernelSpec kernel, Dim3 grid, Dim3 block, int sharedBytes) {
         if (block.x() < 1 || block.y() < 1 || block.z() < 1) return "CUDA_ERROR_INVALID_VALUE: block dimensions must be >= 1";
         if (block.x() > 1024 || block.y() > 1024 || block.z() > 64) return "CUDA_ERROR_INVALID_VALUE: block dimensions exceed (1024, 1024, 64)";
         if (block.volume() > MAX_THREADS_PER_BLOCK) return "CUDA_ERROR_INVALID_VALUE: " + block.volume() + " threads per block exceed " + MAX_THREADS_PER_BLOCK;
         if (grid.x() < 1 || grid.y() < 1 || grid.z() < 1) return "CUDA_ERROR_INVALID_VALUE: grid dimensions must be >= 1";
         if (grid.y() > 65535 || grid.z() > 65535) return "CUDA_ERROR_INVALID_VALUE: grid y and z must be <= 65535";
-        if (sharedBytes < 0 || sharedBytes > maxDynamicSharedBytes()) {
-            return "CUDA_ERROR_INVALID_VALUE: " + sharedBytes + " bytes of dynamic shared memory exceed the device's " + maxDynamicSharedBytes();
+        if (sharedBytes < 0 || sharedBytes > maxDynamicSharedBytes(kernel)) {
+            return "CUDA_ERROR_INVALID_VALUE: " + sharedBytes + " bytes of dynamic shared memory exceed the " + maxDynamicSharedBytes(kernel)
+                    + " this kernel may use on this device";
         }
         return null;
     }

@@ -37,6 +37,11 @@ public final class ClsAttentionKernel {
         return KernelSpec.of(name, PTR, I64, I64, PTR, I64, I64, I64, I32, I32, I32, F32, PTR, PTR, PTR, I32, PTR);
     }
 
+    /** The most dynamic shared memory a block of this family may use on {@code device}. */
+    public static int maxSharedBytes(KernelDevice device) {
+        return device.maxDynamicSharedBytes(specs());
+    }
+
     static List<KernelSpec> specs() {
         return List.of(F32_SPEC, F16_SPEC, BF16_SPEC);
     }

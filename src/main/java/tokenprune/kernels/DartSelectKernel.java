@@ -65,7 +65,7 @@ public final class DartSelectKernel {
 
     /** The longest image block the on-chip pool fits on {@code device}. */
     public static int maxImageTokens(KernelDevice device) {
-        return device.maxDynamicSharedBytes() / 5;
+        return device.maxDynamicSharedBytes(SPEC) / 5;
     }
 
     /**

@@ -55,7 +55,7 @@ public final class IgaKernel {
 
     /** The largest head dimension whose tiles fit on {@code device}. */
     public static int maxHeadDim(KernelDevice device) {
-        return device.maxDynamicSharedBytes() / ((ROWS_PER_BLOCK + KEYS_PER_TILE + 1) * 4);
+        return device.maxDynamicSharedBytes(specs()) / ((ROWS_PER_BLOCK + KEYS_PER_TILE + 1) * 4);
     }
 
     /** Floats of the partials: heads x tiles x image tokens of the batch. */

@@ -40,7 +40,7 @@ public final class MaxMinSelectKernel {
 
     /** The largest set the on-chip state fits on {@code device}. */
     public static int maxTokens(KernelDevice device) {
-        return device.maxDynamicSharedBytes() / 8;
+        return device.maxDynamicSharedBytes(SPEC) / 8;
     }
 
     public static void launch(KernelDevice device, Stream stream, DeviceBuffer dist, DeviceBuffer nnPartial, int maxN,

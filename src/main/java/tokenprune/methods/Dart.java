@@ -93,11 +93,11 @@ public final class Dart {
         checkFitsOnChip(device, images);
         int sequences = images.sequences(), retained = options.retained(), pivots = options.pivots();
         long keptBytes = 4L * retained * sequences, keepLength = keepOffsets[sequences];
-        requireBytes(out.keptImage(), keptBytes, "keptImage");
-        requireBytes(out.recruitedBy(), keptBytes, "recruitedBy");
-        requireBytes(out.keepList(), 4 * keepLength, "keepList");
-        requireBytes(out.positionIds(), 8 * keepLength, "positionIds");
-        requireBytes(out.pivotOrder(), 4L * pivots * sequences, "pivotOrder");
+        requireBytes(out.keptImage(), keptBytes, 4, "keptImage");
+        requireBytes(out.recruitedBy(), keptBytes, 4, "recruitedBy");
+        requireBytes(out.keepList(), 4 * keepLength, 4, "keepList");
+        requireBytes(out.positionIds(), 8 * keepLength, 8, "positionIds");
+        requireBytes(out.pivotOrder(), 4L * pivots * sequences, 4, "pivotOrder");
 
         TokenLayout layout = keys.layout();
         int[] rowOffsets = layout.rowOffsets();
@@ -171,8 +171,11 @@ public final class Dart {
         }
     }
 
-    private static void requireBytes(DeviceBuffer b, long need, String name) {
-        if (b != null && b.bytes() < need) throw new IllegalArgumentException(name + ": needs " + need + " bytes, has " + b.bytes());
+    /** Size, and the element alignment a GPU store needs (a misaligned int64 store faults). */
+    private static void requireBytes(DeviceBuffer b, long need, int align, String name) {
+        if (b == null) return;
+        if (b.bytes() < need) throw new IllegalArgumentException(name + ": needs " + need + " bytes, has " + b.bytes());
+        if (b.address() % align != 0) throw new IllegalArgumentException(name + ": address must be " + align + "-byte aligned");
     }
 
     private static void requireNonNull(Object o, String name) {

@@ -226,9 +226,10 @@ public final class FasterVlm {
 
     private static void checkFitsOnChip(KernelDevice device, ClsAttentionLayout layout) {
         long need = ClsAttentionKernel.sharedBytes(layout.tokens(), layout.headDim());
-        if (need > device.maxDynamicSharedBytes()) {
+        int max = ClsAttentionKernel.maxSharedBytes(device);
+        if (need > max) {
             throw new IllegalArgumentException("tokens: " + layout.tokens() + " tokens of headDim " + layout.headDim() + " need " + need
-                    + " bytes of shared memory for the logits, more than the " + device.maxDynamicSharedBytes() + " this device allows");
+                    + " bytes of shared memory for the logits, more than the " + max + " this device allows");
         }
     }
 

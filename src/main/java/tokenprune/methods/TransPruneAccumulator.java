@@ -56,6 +56,7 @@ public final class TransPruneAccumulator implements AutoCloseable {
         this.options = Objects.requireNonNull(options, "options");
         this.device = ws.device();
         if (stream.device() != device) throw new IllegalArgumentException("stream: belongs to another device than the workspace");
+        ws.requireStream(stream);
         if (options.ttvOnly() && options.ttvWeight() == 0) throw new IllegalArgumentException("options: TTV-only mode needs ttvWeight > 0");
         this.status = new StatusWord(device, stream);
         try {
@@ -92,7 +93,7 @@ public final class TransPruneAccumulator implements AutoCloseable {
     private DeviceBuffer ensure(DeviceBuffer b, long bytes) {
         if (b != null && b.bytes() >= bytes) return b;
         if (b != null) {
-            device.synchronizeAll();  // queued kernels may still read it
+            stream.synchronize();  // queued kernels may still read it
             b.close();
         }
         return device.alloc(Math.max(4, bytes));
@@ -273,7 +274,7 @@ public final class TransPruneAccumulator implements AutoCloseable {
         DeviceBuffer z2 = device.alloc(4L * zStride * cap);
         device.copy(me, me2, 4L * meStride * pending, stream);
         device.copy(zPartial, z2, 4L * zStride * pending, stream);
-        device.synchronizeAll();  // the copies (and queued kernels) still read the old slots
+        stream.synchronize();  // the copies (and queued kernels) still read the old slots
         me.close();
         zPartial.close();
         me = me2;

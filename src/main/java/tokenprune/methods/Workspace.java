@@ -16,9 +16,14 @@ import tokenprune.kernels.StatusWord;
  * kernels reject bad input. Reuse one workspace across calls: a steady stream of same-shaped calls
  * then allocates nothing and copies nothing from the host. Not thread-safe; close it to free
  * everything.
+ *
+ * <p>A workspace serves ONE stream (the one it was created with): its buffers and status word are
+ * reused call after call, which is only safe when the calls are ordered. Use one workspace per
+ * stream; passing another stream is rejected.
  */
 public final class Workspace implements AutoCloseable {
     private final KernelDevice device;
+    private final Stream stream;
     private final StatusWord status;
     private final Map<String, DeviceBuffer> scratch = new HashMap<>();
     private final Map<String, DeviceBuffer> arrays = new HashMap<>();
@@ -26,6 +31,7 @@ public final class Workspace implements AutoCloseable {
 
     public Workspace(KernelDevice device, Stream stream) {
         this.device = device;
+        this.stream = stream;
         this.status = new StatusWord(device, stream);
     }
 
@@ -49,6 +55,7 @@ public final class Workspace implements AutoCloseable {
 
     /** The device copy of {@code values} under {@code name}, uploaded only if it differs from the last one. */
     public DeviceBuffer ints(String name, int[] values, Stream stream) {
+        requireStream(stream);
         DeviceBuffer b = arrays.get(name);
         if (b != null && Arrays.equals(values, uploaded.get(name))) return b;
         if (b == null || b.bytes() < values.length * 4L) {
@@ -56,14 +63,27 @@ public final class Workspace implements AutoCloseable {
             b = device.alloc(Math.max(values.length * 4L, 4));
             arrays.put(name, b);
         }
-        device.upload(values, b, stream);
+        device.upload(values, b, this.stream);
         uploaded.put(name, values.clone());
         return b;
     }
 
-    /** Frees a buffer that queued kernels may still read: growth is rare, so wait for them first. */
+    /** The stream this workspace serves. */
+    public Stream stream() {
+        return stream;
+    }
+
+    /** Rejects work on a stream other than this workspace's (its buffers would be shared unordered). */
+    public void requireStream(Stream s) {
+        if (s.device() != device || s.handle() != stream.handle()) {
+            throw new IllegalArgumentException("stream: this workspace serves stream " + stream.handle() + ", not " + s.handle()
+                    + "; use one workspace per stream");
+        }
+    }
+
+    /** Frees a buffer that queued kernels may still read: growth is rare, so wait for this stream first. */
     private void retire(DeviceBuffer b) {
-        device.synchronizeAll();
+        stream.synchronize();
         b.close();
     }
 

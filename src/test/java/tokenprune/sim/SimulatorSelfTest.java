@@ -837,7 +837,7 @@ class SimulatorSelfTest {
                 {Dim3.of(1), Dim3.of(0), 0, "block dimensions must be >= 1"},
                 {Dim3.of(0), Dim3.of(32), 0, "grid dimensions must be >= 1"},
                 {Dim3.of(1, 65536), Dim3.of(1), 0, "grid y and z must be <= 65535"},
-                {Dim3.of(1), Dim3.of(32), 227 * 1024 + 1, "232449 bytes of dynamic shared memory exceed the device's 232448"},
+                {Dim3.of(1), Dim3.of(32), 227 * 1024 + 1, "232449 bytes of dynamic shared memory exceed the 232448 this kernel may use"},
             };
             for (Object[] c : cases) {
                 Dim3 g = (Dim3) c[0], b = (Dim3) c[1];

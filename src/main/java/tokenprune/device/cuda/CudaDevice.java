@@ -117,6 +117,15 @@ public final class CudaDevice extends KernelDevice {
     }
 
     @Override
+    protected int staticSharedBytes(KernelSpec kernel) {
+        makeCurrent();
+        int[] bytes = new int[1];
+        check(JCudaDriver.cuFuncGetAttribute(bytes, CUfunction_attribute.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, function(kernel.name())),
+                "cuFuncGetAttribute(SHARED_SIZE_BYTES, " + kernel.name() + ")");
+        return bytes[0];
+    }
+
+    @Override
     protected long allocRaw(long bytes) {
         makeCurrent();
         JCudaHandles.AllocatedPointer p = new JCudaHandles.AllocatedPointer();
@@ -243,12 +252,6 @@ public final class CudaDevice extends KernelDevice {
     public void profilerStop() {
         makeCurrent();
         check(JCudaDriver.cuProfilerStop(), "cuProfilerStop");
-    }
-
-    @Override
-    public void synchronizeAll() {
-        makeCurrent();
-        check(JCudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
     }
 
     @Override

@@ -126,10 +126,6 @@ public final class SimDevice extends KernelDevice {
     }
 
     @Override
-    public void synchronizeAll() {
-    }
-
-    @Override
     public Timer timer(Stream stream) {
         return new Timer() {
             private long t0;
