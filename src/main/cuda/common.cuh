@@ -285,3 +285,31 @@ __device__ __forceinline__ TpTopkCut tp_block_topk_cut(const float* __restrict__
     __syncthreads();  // every thread has read bcast: the caller may reuse hist and bcast
     return cut;
 }
+
+// Ascending compaction of the tokens a tp_block_topk_cut keeps: out[0 ..) gets their indices in
+// ascending order; returns how many were kept (every thread gets the same value). Every thread of
+// the block must call it. out may be nullptr only if no token is kept; mask may be nullptr.
+__device__ __forceinline__ int tp_block_topk_compact(const float* __restrict__ v, int n, TpTopkCut cut, int* __restrict__ out,
+                                          unsigned char* __restrict__ mask, int* scan_scratch, int* scan_total) {
+    int above_base = 0, equal_base = 0;
+    for (int chunk = 0; chunk < n; chunk += blockDim.x) {
+        const int i = chunk + threadIdx.x;
+        int above = 0, equal = 0;
+        if (i < n) {
+            const unsigned key = tp_float_order_key(v[i]) & cut.mask;
+            above = key > cut.prefix;
+            equal = key == cut.prefix;
+        }
+        // both counts of a chunk are <= 1024, so they share one int without carrying into each other
+        const int before = tp_block_exclusive_scan((equal << 16) | above, scan_scratch, scan_total);
+        const int above_before = above_base + (before & 0xffff);
+        const int equal_before = equal_base + (before >> 16);
+        const bool keep = above || (equal && equal_before < cut.ties);
+        if (keep) out[above_before + min(equal_before, cut.ties)] = i;
+        if (mask != nullptr && i < n) mask[i] = keep ? 1 : 0;
+        const int t = *scan_total;  // read before the next scan's first barrier, rewritten after it
+        above_base += t & 0xffff;
+        equal_base += t >> 16;
+    }
+    return above_base + min(equal_base, cut.ties);
+}

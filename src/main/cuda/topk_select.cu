@@ -44,33 +44,6 @@
 
 #define TK_MAX_TIES 0x7fffffff
 
-// Ascending compaction of the tokens a cut keeps; returns how many were kept (every thread gets
-// the same value). out may be nullptr only if no token is kept; mask may be nullptr.
-__device__ __forceinline__ int tk_compact(const float* __restrict__ v, int n, TpTopkCut cut, int* __restrict__ out,
-                                          unsigned char* __restrict__ mask, int* scan_scratch, int* scan_total) {
-    int above_base = 0, equal_base = 0;
-    for (int chunk = 0; chunk < n; chunk += blockDim.x) {
-        const int i = chunk + threadIdx.x;
-        int above = 0, equal = 0;
-        if (i < n) {
-            const unsigned key = tp_float_order_key(v[i]) & cut.mask;
-            above = key > cut.prefix;
-            equal = key == cut.prefix;
-        }
-        // both counts of a chunk are <= 1024, so they share one int without carrying into each other
-        const int before = tp_block_exclusive_scan((equal << 16) | above, scan_scratch, scan_total);
-        const int above_before = above_base + (before & 0xffff);
-        const int equal_before = equal_base + (before >> 16);
-        const bool keep = above || (equal && equal_before < cut.ties);
-        if (keep) out[above_before + min(equal_before, cut.ties)] = i;
-        if (mask != nullptr && i < n) mask[i] = keep ? 1 : 0;
-        const int t = *scan_total;  // read before the next scan's first barrier, rewritten after it
-        above_base += t & 0xffff;
-        equal_base += t >> 16;
-    }
-    return above_base + min(equal_base, cut.ties);
-}
-
 extern "C" __global__ void __launch_bounds__(1024)
 tp_topk_select(const float* __restrict__ scores, const int* __restrict__ row_offsets, const int* __restrict__ keep_offsets,
                int* status, int epoch, int* __restrict__ kept, unsigned char* __restrict__ keep_mask) {
@@ -92,7 +65,7 @@ tp_topk_select(const float* __restrict__ scores, const int* __restrict__ row_off
         if (threadIdx.x == 0) atomicMax(status, epoch);
         return;
     }
-    tk_compact(v, n, cut, kept + keep_offsets[row], keep_mask != nullptr ? keep_mask + first : nullptr, scan_scratch, &scan_total);
+    tp_block_topk_compact(v, n, cut, kept + keep_offsets[row], keep_mask != nullptr ? keep_mask + first : nullptr, scan_scratch, &scan_total);
 }
 
 extern "C" __global__ void __launch_bounds__(1024)
@@ -120,6 +93,6 @@ tp_threshold_select(const float* __restrict__ scores, const int* __restrict__ ro
     cut.mask = 0xffffffffu;
     cut.ties = TK_MAX_TIES;
     cut.nonfinite = false;
-    const int count = tk_compact(v, n, cut, kept + first, keep_mask != nullptr ? keep_mask + first : nullptr, scan_scratch, &scan_total);
+    const int count = tp_block_topk_compact(v, n, cut, kept + first, keep_mask != nullptr ? keep_mask + first : nullptr, scan_scratch, &scan_total);
     if (threadIdx.x == 0) counts[row] = count;
 }

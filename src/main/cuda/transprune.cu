@@ -18,7 +18,7 @@
 //       documented max(|u| |v|, eps) differs only for norms below 1e-8.) Writes
 //         me[image_offset + t - s] = m_t e_t          for the image tokens only,
 //         z_partial[b * chunks_max + chunk] = sum of e_t over the block's rows (ALL tokens).
-//       The normaliser Z_b = sum over chunks is reduced later, in a fixed order, by the score
+//       The normaliser Z_b = sum over chunks is reduced later, in a fixed order, by the select
 //       kernel: deterministic, no float atomics, no second pass over u or v, no copies.
 //       Rejects (status) non-finite u/v and a zero u row (m undefined).
 //
@@ -31,34 +31,32 @@
 //       softmax), pass 2 recomputes the logits of the image keys only (bit-identical to pass 1)
 //       and writes probabilities. GQA: query head h reads kv head h / (heads / kv_heads).
 //
-//   tp_transprune_score     one block per sequence: Z of every pending sub-block from its partials,
-//       A_j += sum over pending sub-blocks of me_j / Z (fp32, in place), IGA_j = sum of the partials
-//       / (heads * T), then score_j = w_ttv A_j / (sum A + 1e-8) + w_iga IGA_j / (sum IGA + 1e-8).
-//       A non-finite score rejects the request (status).
-//
-//   (TopK.selectOnDevice: top-k of the scores, kept indices ascending, ties to the lower index.)
-//
-//   tp_transprune_finish    one block per sequence: the re-indexing of §6.3 — A_next[j] =
-//       A[kept[j]] — and the caller's outputs: kept image indices (local, ascending) and the row
-//       gather list of the pruned batch (packed row indices of prefix, kept image tokens, suffix).
+//   tp_transprune_select    one block per sequence, the whole decision: Z of every pending
+//       sub-block from its partials, A_j += sum over pending sub-blocks of me_j / Z (fp32, in place),
+//       IGA_j = sum of the partials / (heads * T), score_j = w_ttv A_j / (sum A + 1e-8) +
+//       w_iga IGA_j / (sum IGA + 1e-8) (a non-finite score rejects the request); then the top-k of
+//       the scores (common.cuh's block radix select: larger first, ties to the lower index, kept
+//       ascending); then the re-indexing of §6.3 — A_next[j] = A[kept[j]] — and the caller's
+//       outputs: kept image indices (local, ascending) and the row gather list of the pruned batch
+//       (packed row indices of prefix, kept image tokens, suffix).
 //
 // Status convention (maxmin_select.cu), with one epoch per request: every kernel of the request
 // uses the same epoch, so a rejection at any point withholds every later output of the request.
-// Producers (ttv, iga, score) atomicMax(status, epoch) on bad input; score and finish write
-// nothing when *status == epoch.
+// Producers (ttv, iga, select) atomicMax(status, epoch) on bad input; select writes nothing when
+// the request was rejected.
 //
 // Grid / block mapping
 //   ttv:    grid (chunks_max = ceil(max L / 4), B), 128 threads; warp w takes row 4 * chunk + w,
 //           lanes stride over d (16-byte vectors when both rows are 16-byte aligned and d fits).
 //   iga:    grid (tiles_max = ceil(max T / 16), heads, B), 128 threads; 16 query rows per block,
 //           warp w owns rows 4w .. 4w+3, lane c owns key c of each 32-key tile.
-//   score:  grid B, 256 threads, lanes stride over the sequence's image tokens.
-//   finish: grid B, 256 threads.
+//   select: grid B, 256 threads, lanes stride over the sequence's image tokens.
 //
 // Shared memory
 //   ttv:    4 floats. iga: dynamic (16 dh + 33 dh) * 4 bytes (Q tile, transposed K tile padded
 //           to 33 columns: conflict-free stores and loads) + 512 bytes static; dh = 128: 25 KiB.
-//   score:  dynamic 4 * pending bytes (Z of each pending sub-block) + 128 bytes static.
+//   select: dynamic 4 * pending bytes (Z of each pending sub-block) + 1.4 KiB static (reduction,
+//           radix histogram, scan scratch).
 //
 // Assumptions: row strides >= d (any alignment; 16-byte alignment only enables vector loads);
 //   every sequence has >= 1 image token; IGA needs >= 1 text token after the image (host-checked).
@@ -68,12 +66,12 @@
 //   iga:   per head and 16-row tile, pass 1 reads (p_max + 1) dh keys and pass 2 n dh keys
 //          (L2-resident after the first tile): ~H ceil(T/16) (L + n) dh elements from L2;
 //          2 H T (L + n) dh FLOPs (~0.4 GFLOP). Writes H ceil(T/16) N floats.
-//   score: reads pending * (N + L/4) + H ceil(T/16) N floats per sequence; writes 2 N floats.
-//   finish: k ints and floats in, k + L' ints out.
-//   Launches: one per sub-block (ttv); per pruning stage iga + score + TopK's one + finish = 4
-//   (3 in TTV-only mode); no memsets, no host synchronisation. The pending TTV terms wait in
-//   per-sub-block slots until the stage's score kernel folds them (at most 6 with the default
-//   schedule), so ttv never reads A and the re-indexing costs no launch of its own.
+//   select: reads pending * (N + L/4) + H ceil(T/16) N floats per sequence, the N scores once per
+//          radix pass (1-4, L1/L2-resident), writes 2 N floats and k + L' ints.
+//   Launches: one per sub-block (ttv); per pruning stage iga + select = 2 (1 in TTV-only mode);
+//   no memsets, no host synchronisation. The pending TTV terms wait in per-sub-block slots until
+//   the stage's select kernel folds them (at most 6 with the default schedule), so ttv never
+//   reads A and the re-indexing costs no launch of its own.
 //   Not measured on a GPU yet. iga runs on CUDA cores; its inner loop is shared-memory bound
 //   (5 loads per 4 FMAs) over ~H ceil(T/16) = 96 blocks: expect ~10 us at this size, small next to
 //   the Q/K projections the caller runs for it; tensor cores (wmma) are the next step if it shows.
@@ -350,17 +348,30 @@ tp_iga_bf16(const __nv_bfloat16* __restrict__ q, long long q_token_stride, long 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Score: fold the pending TTV sub-blocks into A, reduce IGA, normalise, combine
+// Select: one block per sequence does the whole pruning decision after IGA, so a stage is two
+// launches (IGA, select) and one in TTV-only mode:
+//   1. score: fold the pending TTV sub-blocks into A (in place), reduce the IGA partials in a
+//      fixed order, normalise both, combine with the weights -> scores (kept for inspection);
+//   2. top-k of the scores (larger first, ties to the lower index) with the shared block radix
+//      select, compacted ascending into kept;
+//   3. finish: re-index A to the survivors (TP-4) and write the caller's outputs (kept image
+//      indices, the row gather list of the pruned batch).
 // ---------------------------------------------------------------------------------------------
-#define TPR_SCORE_THREADS 256
+#define TPR_SELECT_THREADS 256
 #define TPR_NORM_EPS 1e-8f
 
-extern "C" __global__ void __launch_bounds__(TPR_SCORE_THREADS)
-tp_transprune_score(const int* __restrict__ seq, const float* __restrict__ me, int me_stride, const float* __restrict__ z_partial,
-                    int z_stride, int chunks_max, int pending, float* __restrict__ acc, int acc_valid,
-                    const float* __restrict__ iga_partial, int heads, int tiles_max, int image_total, float w_ttv, float w_iga,
-                    float* __restrict__ scores, int* status, int epoch) {
+extern "C" __global__ void __launch_bounds__(TPR_SELECT_THREADS)
+tp_transprune_select(const int* __restrict__ seq, const float* __restrict__ me, int me_stride, const float* __restrict__ z_partial,
+                     int z_stride, int chunks_max, int pending, float* __restrict__ acc, int acc_valid,
+                     const float* __restrict__ iga_partial, int heads, int tiles_max, int image_total, float w_ttv, float w_iga,
+                     float* __restrict__ scores, const int* __restrict__ keep_offsets, int* __restrict__ kept,
+                     float* __restrict__ acc_out, int* __restrict__ kept_out, int* __restrict__ row_gather_out,
+                     int* status, int epoch) {
     __shared__ float red[TP_WARP];
+    __shared__ int hist[256];
+    __shared__ int bcast[3];
+    __shared__ int scan_scratch[TP_WARP];
+    __shared__ int scan_total;
     DYNAMIC_SMEM(float, zs);  // [pending]
     if (tp_call_rejected(status, epoch)) return;  // the request was rejected: write nothing
 
@@ -369,7 +380,7 @@ tp_transprune_score(const int* __restrict__ seq, const float* __restrict__ me, i
     const int n = s.image_count;
     const int chunks = (s.length + TPR_TTV_WARPS - 1) / TPR_TTV_WARPS;
 
-    // Z of every pending sub-block: the fixed-order sum of its chunk partials (deterministic).
+    // 1. Z of every pending sub-block: the fixed-order sum of its chunk partials (deterministic).
     for (int p = 0; p < pending; ++p) {
         const float* zp = z_partial + (long long)p * z_stride + (long long)b * chunks_max;
         float part = 0.0f;
@@ -408,34 +419,31 @@ tp_transprune_score(const int* __restrict__ seq, const float* __restrict__ me, i
         bad |= tp_is_nonfinite(score);
         out[j] = score;
     }
-    if (bad) atomicMax(status, epoch);
-}
+    // Block-uniform: other blocks may reject too, but each decides for itself on its own scores,
+    // and the barrier also publishes every thread's scores (and a_row) to the whole block.
+    if (__syncthreads_or(bad)) {
+        if (threadIdx.x == 0) atomicMax(status, epoch);
+        return;
+    }
 
-// ---------------------------------------------------------------------------------------------
-// Finish: re-index A to the survivors and write the caller's outputs
-// ---------------------------------------------------------------------------------------------
-#define TPR_FINISH_THREADS 256
-
-extern "C" __global__ void __launch_bounds__(TPR_FINISH_THREADS)
-tp_transprune_finish(const int* __restrict__ seq, const int* __restrict__ keep_offsets, const int* __restrict__ kept,
-                     const float* __restrict__ acc_in, float* __restrict__ acc_out, int* __restrict__ kept_out,
-                     int* __restrict__ row_gather_out, const int* status, int epoch) {
-    if (tp_call_rejected(status, epoch)) return;  // the request was rejected: write nothing
-    const int b = blockIdx.x;
-    const TprSeq s = tpr_seq(seq, b);
+    // 2. top-k, ascending into kept[ko ..]
     const int ko = keep_offsets[b];
     const int k = keep_offsets[b + 1] - ko;
+    const TpTopkCut cut = tp_block_topk_cut(out, n, k, hist, bcast);
+    tp_block_topk_compact(out, n, cut, kept + ko, nullptr, scan_scratch, &scan_total);
+    __syncthreads();  // kept[] is read below by threads other than its writers
+
+    // 3. re-index A to the survivors and write the caller's outputs
     for (int i = threadIdx.x; i < k; i += blockDim.x) {
         const int idx = kept[ko + i];
-        acc_out[ko + i] = acc_in[s.image_offset + idx];  // §6.3 re-indexing (TP-4)
+        acc_out[ko + i] = a_row[idx];  // §6.3 re-indexing (TP-4)
         if (kept_out != nullptr) kept_out[ko + i] = idx;
     }
     if (row_gather_out == nullptr) return;
     // rows removed before this sequence = image tokens dropped by the earlier sequences
-    int* out = row_gather_out + (s.row_offset - s.image_offset + ko);
+    int* rows = row_gather_out + (s.row_offset - s.image_offset + ko);
     const int text_start = s.image_start + s.image_count;
-    const int text_rows = s.length - text_start;
-    for (int p = threadIdx.x; p < s.image_start; p += blockDim.x) out[p] = s.row_offset + p;
-    for (int i = threadIdx.x; i < k; i += blockDim.x) out[s.image_start + i] = s.row_offset + s.image_start + kept[ko + i];
-    for (int i = threadIdx.x; i < text_rows; i += blockDim.x) out[s.image_start + k + i] = s.row_offset + text_start + i;
+    for (int p = threadIdx.x; p < s.image_start; p += blockDim.x) rows[p] = s.row_offset + p;
+    for (int i = threadIdx.x; i < k; i += blockDim.x) rows[s.image_start + i] = s.row_offset + s.image_start + kept[ko + i];
+    for (int i = threadIdx.x; i < text_rows; i += blockDim.x) rows[s.image_start + k + i] = s.row_offset + text_start + i;
 }

@@ -23,6 +23,7 @@ public final class KernelCatalog {
         all.addAll(TtvKernel.specs());
         all.addAll(IgaKernel.specs());
         all.addAll(TransPruneScoreKernel.specs());
+        all.addAll(KvTokenScoreKernel.specs());
         return List.copyOf(all);
     }
 }

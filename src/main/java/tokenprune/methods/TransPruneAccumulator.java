@@ -21,9 +21,9 @@ import tokenprune.kernels.TtvKernel;
  *
  * <p>Launches: {@link #addSubBlock} one (tp_ttv: norms, dot product and the partial sums of the
  * normaliser in one pass over u and v); a pruning stage ({@link #prune}) is tp_iga (skipped in
- * TTV-only mode), tp_transprune_score (folds the pending TTV terms into A, reduces IGA, scores),
- * {@link TopK}'s one launch and tp_transprune_finish (re-indexes A to the survivors, writes the
- * caller's outputs): 4 launches, 3 in TTV-only mode.
+ * TTV-only mode) and tp_transprune_select (one block per sequence: folds the pending TTV terms
+ * into A, reduces IGA, scores, takes the top-k, re-indexes A to the survivors and writes the
+ * caller's outputs): 2 launches, 1 in TTV-only mode.
  *
  * <p>Bad input: shapes, counts and buffer sizes are checked at once ({@link IllegalArgumentException}
  * naming the argument). NaN/Inf in u, v, q or k, a zero row of u (m = |v|/|u| has no epsilon) or
@@ -205,14 +205,10 @@ public final class TransPruneAccumulator implements AutoCloseable {
                     heads, kl.heads(), ql.headDim(), (float) (1.0 / Math.sqrt(ql.headDim())), seq, current.sets(), current.maxTextLength(), images,
                     igaPartial, status.buffer(), epoch);
         }
-        TransPruneScoreKernel.launchScore(device, stream, seq, current.sets(), me, meStride, zPartial, zStride, TtvKernel.chunks(current.maxLength()),
-                pending, accCur, accValid, igaPartial, heads, tiles, images, options.ttvWeight(), options.igaWeight(), scores, status.buffer(), epoch);
-        // TopK reports non-finite scores under the workspace's status word; the score kernel has
-        // already rejected them under ours, and finish (below) checks ours, so its Pending is not needed.
         int[] keepOffsets = next.imageOffsets();
-        TopK.selectOnDevice(device, scores, current.imageOffsets(), keepOffsets, kept, null, ws, stream);
-        TransPruneScoreKernel.launchFinish(device, stream, seq, current.sets(), ws.ints("transprune.keepOffsets", keepOffsets, stream), kept,
-                accCur, accNext, keptOut, rowGatherOut, status.buffer(), epoch);
+        TransPruneScoreKernel.launchSelect(device, stream, seq, current.sets(), me, meStride, zPartial, zStride, TtvKernel.chunks(current.maxLength()),
+                pending, accCur, accValid, igaPartial, heads, tiles, images, options.ttvWeight(), options.igaWeight(), scores,
+                ws.ints("transprune.keepOffsets", keepOffsets, stream), kept, accNext, keptOut, rowGatherOut, status.buffer(), epoch);
 
         DeviceBuffer t = accCur;
         accCur = accNext;

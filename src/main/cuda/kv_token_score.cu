@@ -1,0 +1,127 @@
+// kv_token_score.cu — PagedEviction's token score from key and value norms, read from a paged KV cache.
+//
+// What it computes (methods-kv.md §2.3.2 step 1, PE-REF)
+//   For every sequence s of the batch and every token t in [token_begin[s], token_begin[s] + n_s),
+//   n_s = out_offsets[s+1] - out_offsets[s]: per KV head h, n_k = ||k_{h,t}||_2 and n_v = ||v_{h,t}||_2
+//   over the head_dim dims in fp32, then
+//     metric 0 v_over_k:  head_agg 0 mean_of_ratios  s = (1/H) sum_h n_v / (n_k + eps)
+//                         head_agg 1 ratio_of_means  s = mean_h n_v / (mean_h n_k + eps)
+//     metric 1 inv_k:     s = 1 / (mean_h n_k + eps)
+//     metric 2 v:         s = mean_h n_v
+//     metric 3 k_plus_v:  s = mean_h n_k + mean_h n_v
+//   written to scores[out_offsets[s] + t - token_begin[s]] (fp32). token_begin may be nullptr (0).
+//   Token t of sequence s lives in physical block p = block_tables[s * table_stride + t / block_size],
+//   slot t % block_size. Element (kv, p, slot, h, d) (kv 0 = K, 1 = V) is read at
+//   cache + kv*kv_stride + p*block_stride + slot*slot_stride + h*head_stride + d (element strides, the
+//   head dim contiguous): one kernel serves the FlashAttention [2, nb, B, H, D] and FlashInfer
+//   [nb, 2, B, H, D] layouts and their HND variants (tokenprune.kv.KvLayout computes the strides).
+//
+// Grid / block mapping: 256 threads = 8 warps, one warp per scored token (gridDim.x =
+//   ceil(total tokens / 8), one launch for a ragged batch); the warp finds its sequence by a binary
+//   search over out_offsets (seqs + 1 ints). Per head, lane l reads dims l, l+32, ... of K and V and
+//   two warp sums (fixed tree: the result does not depend on the schedule) give n_k^2 and n_v^2;
+//   every lane then folds the head into the same running sums in head order, lane 0 writes.
+//   No shared memory, no barriers. For NHD a token's K (and V) is H*D contiguous elements.
+//
+// Status convention (maxmin_select.cu): a producer. NaN/Inf in a token's K or V, a logical block
+//   index >= table_stride, or a physical block outside [0, num_blocks) sets *status = epoch and that
+//   token's score is not written (other tokens' may be).
+//
+// Cost: reads 2 * H * D elements per token once (bf16, Llama-3.1-8B: 4 KiB per token per layer),
+//   writes 4 bytes; about 4 H D FLOPs per token. A bandwidth kernel: 1 Ki prompt tokens = 4 MiB,
+//   ~2 us at HBM speed. Loads are element-wide (not vectorised).
+#include "common.cuh"
+
+#define KTS_THREADS 256
+#define KTS_WARPS (KTS_THREADS / TP_WARP)
+
+template <typename T>
+__device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride,
+                                          long long head_stride, int block_size, int heads, int head_dim, int num_blocks,
+                                          const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_begin,
+                                          const int* __restrict__ out_offsets, int seqs, int metric, int head_agg, float eps,
+                                          float* __restrict__ scores, int* status, int epoch) {
+    const int lane = threadIdx.x % TP_WARP;
+    const int g = blockIdx.x * KTS_WARPS + threadIdx.x / TP_WARP;
+    if (g >= out_offsets[seqs]) return;  // warp-uniform; no barriers below
+
+    // the sequence of output g: the largest s with out_offsets[s] <= g (an empty s is skipped: s + 1 qualifies too)
+    int lo = 0, hi = seqs - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (out_offsets[mid] <= g) lo = mid; else hi = mid - 1;
+    }
+    const int s = lo;
+    const int t = (token_begin != nullptr ? token_begin[s] : 0) + (g - out_offsets[s]);
+    const int logical_block = t / block_size;
+    if (t < 0 || logical_block >= table_stride) {
+        if (lane == 0) atomicMax(status, epoch);
+        return;
+    }
+    const int p = block_tables[(long long)s * table_stride + logical_block];
+    if (p < 0 || p >= num_blocks) {
+        if (lane == 0) atomicMax(status, epoch);
+        return;
+    }
+    const T* kbase = cache + (long long)p * block_stride + (long long)(t % block_size) * slot_stride;
+    const T* vbase = kbase + kv_stride;
+
+    int bad = 0;
+    float sum_k = 0.0f, sum_v = 0.0f, sum_ratio = 0.0f;
+    for (int h = 0; h < heads; ++h) {
+        const T* kh = kbase + (long long)h * head_stride;
+        const T* vh = vbase + (long long)h * head_stride;
+        float k2 = 0.0f, v2 = 0.0f;
+        for (int d = lane; d < head_dim; d += TP_WARP) {
+            const float k = tp_to_float(kh[d]);
+            const float v = tp_to_float(vh[d]);
+            bad |= tp_is_nonfinite(k) | tp_is_nonfinite(v);
+            k2 += k * k;
+            v2 += v * v;
+        }
+        const float nk = sqrtf(tp_warp_sum(k2));
+        const float nv = sqrtf(tp_warp_sum(v2));
+        sum_k += nk;
+        sum_v += nv;
+        sum_ratio += nv / (nk + eps);
+    }
+    if (__any_sync(TP_FULL_MASK, bad)) {
+        if (lane == 0) atomicMax(status, epoch);
+        return;
+    }
+    const float inv_h = 1.0f / (float)heads;
+    const float mean_k = sum_k * inv_h, mean_v = sum_v * inv_h;
+    float score;
+    if (metric == 0) score = head_agg == 0 ? sum_ratio * inv_h : mean_v / (mean_k + eps);
+    else if (metric == 1) score = 1.0f / (mean_k + eps);
+    else if (metric == 2) score = mean_v;
+    else score = mean_k + mean_v;
+    if (lane == 0) scores[g] = score;
+}
+
+extern "C" __global__ void __launch_bounds__(KTS_THREADS)
+tp_kv_token_score_f32(const float* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride, long long head_stride,
+                      int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
+                      const int* __restrict__ token_begin, const int* __restrict__ out_offsets, int seqs, int metric, int head_agg, float eps,
+                      float* __restrict__ scores, int* status, int epoch) {
+    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
+              token_begin, out_offsets, seqs, metric, head_agg, eps, scores, status, epoch);
+}
+
+extern "C" __global__ void __launch_bounds__(KTS_THREADS)
+tp_kv_token_score_f16(const __half* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride, long long head_stride,
+                      int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
+                      const int* __restrict__ token_begin, const int* __restrict__ out_offsets, int seqs, int metric, int head_agg, float eps,
+                      float* __restrict__ scores, int* status, int epoch) {
+    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
+              token_begin, out_offsets, seqs, metric, head_agg, eps, scores, status, epoch);
+}
+
+extern "C" __global__ void __launch_bounds__(KTS_THREADS)
+tp_kv_token_score_bf16(const __nv_bfloat16* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride,
+                       long long head_stride, int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables,
+                       int table_stride, const int* __restrict__ token_begin, const int* __restrict__ out_offsets, int seqs, int metric,
+                       int head_agg, float eps, float* __restrict__ scores, int* status, int epoch) {
+    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
+              token_begin, out_offsets, seqs, metric, head_agg, eps, scores, status, epoch);
+}

@@ -1,0 +1,202 @@
+package tokenprune.kv;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+import org.junit.jupiter.api.Test;
+
+/** PE-5, PE-7, PE-8 of methods-kv.md §13.1, the step-6 invariants under random traffic, and bad input. */
+class PagedKvCacheTest {
+    /** Everything observable, to show that a rejected call changed nothing. */
+    static String snapshot(PagedKvCache c) {
+        StringBuilder sb = new StringBuilder("free=" + c.freeBlockCount() + " pending=" + Arrays.toString(c.pendingEvicted()));
+        for (int id : c.sequenceIds())
+            sb.append(" | ").append(id).append(' ').append(Arrays.toString(c.blockTable(id))).append(" kv=").append(c.kvLen(id)).append(" n=")
+                    .append(c.logicalLength(id)).append(" s=").append(Arrays.toString(c.blockScores(id)));
+        return sb.toString();
+    }
+
+    static void rejected(PagedKvCache c, String messagePart, Executable call) {
+        String before = snapshot(c);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call::run);
+        assertTrue(e.getMessage().contains(messagePart), "message '" + e.getMessage() + "' should mention '" + messagePart + "'");
+        assertEquals(before, snapshot(c), "a rejected call changed the state: " + e.getMessage());
+        c.checkInvariants();
+    }
+
+    interface Executable {
+        void run();
+    }
+
+    @Test
+    void pe5DecodeEvictionGlobal() {
+        PagedKvCache c = new PagedKvCache(10, 4, 12);
+        int s = c.adoptSequence(new int[] {7, 3, 9, 4}, 14, 22);  // PE-4's result
+        c.checkInvariantsAtAttention();
+        PagedKvCache.Append a = c.appendTokens(s, 1);
+        assertArrayEquals(new int[] {18}, a.slots());
+        assertArrayEquals(new long[] {22}, a.positions());
+        assertEquals(15, c.kvLen(s));
+        a = c.appendTokens(s, 1);
+        assertArrayEquals(new int[] {19}, a.slots());
+        assertEquals(16, c.kvLen(s));
+        assertEquals(24, c.logicalLength(s));
+        c.checkInvariants();
+        c.setBlockScore(s, 1, 8.5f);
+        c.setBlockScore(s, 2, 1.0f);
+        c.setBlockScore(s, 3, 1.0f);
+        // global candidates 1 .. n_blocks - 2 = {1, 2}; argmin -> 2
+        float[] sc = c.blockScores(s);
+        int victim = sc[1] <= sc[2] ? 1 : 2;
+        assertEquals(2, victim);
+        assertEquals(9, c.evictBlock(s, victim));
+        assertArrayEquals(new int[] {7, 3, 4}, c.blockTable(s));
+        assertEquals(12, c.kvLen(s));
+        assertArrayEquals(new float[] {Float.NaN, 8.5f, 1.0f}, c.blockScores(s), "the score array loses the same index");
+        assertArrayEquals(new int[] {9}, c.pendingEvicted(), "not reusable before the step's kernels ran");
+        c.checkInvariantsAtAttention();
+        c.reclaimEvicted();
+        a = c.appendTokens(s, 1);
+        assertArrayEquals(new int[] {7, 3, 4, 9}, c.blockTable(s), "the reclaimed block is reused");
+        assertArrayEquals(new int[] {36}, a.slots());
+        assertArrayEquals(new long[] {24}, a.positions(), "RoPE continues from the logical length");
+        assertEquals(13, c.kvLen(s));
+        assertEquals(25 % 4, c.kvLen(s) % 4);
+        c.checkInvariantsAtAttention();
+    }
+
+    @Test
+    void pe7NoEvictionUnderBudgetThenTheFirstEviction() {
+        PagedKvCache c = new PagedKvCache(8, 4, 12);
+        int s = c.allocateSequence(10, 10);
+        assertEquals(3, c.blockTable(s).length);
+        c.appendTokens(s, 2);
+        assertEquals(12, c.kvLen(s));
+        rejected(c, "within the budget", () -> c.evictBlock(s, 1));
+        for (int i = 0; i < 4; i++) {
+            c.appendTokens(s, 1);
+            assertTrue(c.blockTable(s).length <= c.maxBlocksPerSequence());
+            c.checkInvariants();
+        }
+        assertEquals(16, c.kvLen(s));
+        rejected(c, "evict a block first", () -> c.appendTokens(s, 1));
+        c.evictBlock(s, 1);
+        assertEquals(12, c.kvLen(s));
+        assertEquals(16, c.logicalLength(s));
+        c.checkInvariantsAtAttention();
+    }
+
+    @Test
+    void pe8ProtectedBlocks() {
+        PagedKvCache c = new PagedKvCache(8, 4, 12);
+        int s = c.adoptSequence(new int[] {0, 1, 2, 3}, 16, 20);
+        rejected(c, "protected", () -> c.evictBlock(s, 0));
+        rejected(c, "protected", () -> c.evictBlock(s, 3));
+        int t = c.allocateSequence(8, 8);
+        rejected(c, "protected", () -> c.evictBlock(t, 1));  // 2 blocks: no candidate
+    }
+
+    @Test
+    void badConstructionIsRejected() {
+        assertThrows(IllegalArgumentException.class, () -> new PagedKvCache(8, 4, 10), "budget not a multiple of B");
+        assertThrows(IllegalArgumentException.class, () -> new PagedKvCache(8, 4, 8), "budget below 3B");
+        assertThrows(IllegalArgumentException.class, () -> new PagedKvCache(0, 4, 12));
+        assertEquals(12, new PagedKvCache(8, 4, 12).budget());
+    }
+
+    @Test
+    void badInputChangesNothing() {
+        PagedKvCache c = new PagedKvCache(5, 4, 12);
+        int s = c.allocateSequence(5, 5);
+        rejected(c, "outside the pool", () -> c.adoptSequence(new int[] {6}, 3, 3));
+        rejected(c, "outside the pool", () -> c.adoptSequence(new int[] {-1}, 3, 3));
+        rejected(c, "appears twice", () -> c.adoptSequence(new int[] {2, 2}, 6, 6));
+        rejected(c, "not free", () -> c.adoptSequence(new int[] {0}, 3, 3));
+        rejected(c, "entries", () -> c.adoptSequence(new int[] {3, 4}, 3, 3));
+        rejected(c, "disagree modulo", () -> c.adoptSequence(new int[] {2, 3, 4, 5}, 13, 22));
+        rejected(c, "exceeds", () -> c.adoptSequence(new int[] {2}, 3, 2));
+        rejected(c, "under the budget", () -> c.allocateSequence(4, 8));
+        rejected(c, "outside [C, C + B]", () -> c.allocateSequence(8, 20));
+        rejected(c, "C + B - 1", () -> c.allocateSequence(16, 20));
+        c.allocateSequence(8, 8);  // 1 block left
+        rejected(c, "blocks needed", () -> c.allocateSequence(12, 12));
+        rejected(c, "blocks needed", () -> c.appendTokens(s, 8));
+        rejected(c, "evict a block first", () -> c.appendTokens(s, 12));
+        rejected(c, "count", () -> c.appendTokens(s, 0));
+        rejected(c, "no sequence", () -> c.appendTokens(99, 1));
+        rejected(c, "no sequence", () -> c.evictBlock(99, 1));
+        rejected(c, "index", () -> c.setBlockScore(s, 2, 1f));
+        rejected(c, "finite", () -> c.setBlockScore(s, 0, Float.NaN));
+        rejected(c, "width", () -> c.blockTables(new int[] {s}, 1));
+    }
+
+    /** PE-REF decode steps on many sequences at once, with prefill-pruned prompts, frees and a tight pool. */
+    @Test
+    void invariantsHoldUnderLongRandomTraffic() {
+        for (int[] cfg : new int[][] {{4, 12, 40}, {16, 48, 30}, {1, 3, 20}, {5, 20, 60}}) {
+            int b = cfg[0], budget = cfg[1], pool = cfg[2];
+            Random rnd = new Random(b * 31L + budget);
+            PagedKvCache c = new PagedKvCache(pool, b, budget);
+            List<Integer> live = new ArrayList<>();
+            int evictions = 0, rejections = 0;
+            for (int step = 0; step < 4000; step++) {
+                int op = rnd.nextInt(20);
+                if (op == 0 || live.isEmpty()) {
+                    long l = 1 + rnd.nextInt(3 * budget);
+                    int kv = l <= budget ? (int) l : budget + (int) (l % b);
+                    String before = snapshot(c);
+                    try {
+                        live.add(c.allocateSequence(kv, l));
+                    } catch (IllegalArgumentException e) {
+                        assertEquals(before, snapshot(c));
+                        rejections++;
+                    }
+                } else if (op == 1) {
+                    int id = live.remove(rnd.nextInt(live.size()));
+                    c.freeSequence(id);
+                } else {
+                    int id = live.get(rnd.nextInt(live.size()));
+                    String before = snapshot(c);
+                    try {
+                        c.appendTokens(id, 1);
+                    } catch (IllegalArgumentException e) {
+                        assertEquals(before, snapshot(c));
+                        rejections++;
+                        continue;
+                    }
+                    int n = c.blockTable(id).length;
+                    if (n > 0 && c.kvLen(id) % b == 0) c.setBlockScore(id, n - 1, rnd.nextInt(4));
+                    if (c.logicalLength(id) > budget && c.kvLen(id) % b == 0) {
+                        boolean local = rnd.nextBoolean();
+                        int last = local ? Math.min(3, n - 2) : n - 2;
+                        float[] sc = c.blockScores(id);
+                        int victim = 1;
+                        for (int j = 2; j <= last; j++) if (sc[j] < sc[victim]) victim = j;
+                        int first = c.blockTable(id)[0], newest = c.blockTable(id)[n - 1];
+                        c.evictBlock(id, victim);
+                        int[] t = c.blockTable(id);
+                        assertEquals(first, t[0], "block 0 never evicted");
+                        assertEquals(newest, t[t.length - 1], "the newest block never evicted");
+                        assertEquals(0, c.kvLen(id) % b, "after an eviction kv_len is a multiple of B");
+                        evictions++;
+                    }
+                    c.checkInvariantsAtAttention();
+                    if (rnd.nextInt(3) == 0) c.reclaimEvicted();
+                }
+                c.checkInvariants();
+            }
+            assertTrue(evictions > 50, "the traffic evicts (" + evictions + ")");
+            assertTrue(rejections > 0, "the pool runs dry sometimes");
+            for (int id : live) c.freeSequence(id);
+            c.reclaimEvicted();
+            assertEquals(pool, c.freeBlockCount(), "every block comes back");
+        }
+    }
+}
