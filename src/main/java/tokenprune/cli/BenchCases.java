@@ -348,7 +348,7 @@ final class BenchCases {
 
         @Override
         int launches() {
-            return 6;  // 2 TTV + IGA, score, top-k, re-index
+            return 4;  // 2 TTV + IGA + select (score, top-k, re-index)
         }
 
         @Override
