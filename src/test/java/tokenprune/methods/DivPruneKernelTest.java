@@ -47,7 +47,6 @@ class DivPruneKernelTest {
             long seed = 1000;
             for (int n : new int[] {1, 2, 31, 33, 577}) {
                 for (int d : new int[] {1, 3, 64, 130}) {
-                    if (n == 577 && d == 130 && deviceName.startsWith("sim")) d = 67;  // keeps the simulator's run short
                     Random rnd = new Random(++seed);
                     float[] x = RandomTokens.gaussian(rnd, n * d);
                     HostTokens tokens = HostTokens.of(x, n, d);
