@@ -24,6 +24,8 @@ public final class KernelCatalog {
         all.addAll(IgaKernel.specs());
         all.addAll(TransPruneScoreKernel.specs());
         all.addAll(KvTokenScoreKernel.specs());
+        all.addAll(AttnColsumKernel.specs());
+        all.addAll(PagedEvictionKernel.specs());
         return List.copyOf(all);
     }
 }

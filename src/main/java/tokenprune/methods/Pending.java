@@ -21,6 +21,11 @@ public final class Pending {
         this.rejection = rejection;
     }
 
+    /** For launchers outside this package (e.g. tokenprune.kv) that run their own status epoch. */
+    public static Pending of(StatusWord status, int epoch, Stream stream, String rejection) {
+        return new Pending(status, epoch, stream, rejection);
+    }
+
     public void await() {
         if (status.rejected(epoch, stream)) throw new IllegalArgumentException(rejection);
     }

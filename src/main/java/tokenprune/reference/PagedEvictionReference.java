@@ -6,13 +6,16 @@ import java.util.List;
 
 import tokenprune.kv.KvLayout;
 import tokenprune.kv.KvScoreOptions;
+import tokenprune.kv.PagedEviction;
+import tokenprune.kv.PagedEvictionOptions;
 import tokenprune.methods.DType;
 import tokenprune.numeric.Bf16;
 import tokenprune.numeric.Fp16;
 
 /**
  * Float64 reference of PagedEviction (PE-REF, methods-kv.md §2.3.2): the token score from key and
- * value norms (step 1), the block score (step 2) and the prefill selection (step 4).
+ * value norms (step 1), the block score (step 2), the prefill selection (step 4) and the batched
+ * decode-time eviction decision (steps 2, 3, 5: {@link #decodeStep}).
  */
 public final class PagedEvictionReference {
     private PagedEvictionReference() {
@@ -107,5 +110,94 @@ public final class PagedEvictionReference {
         if (n != out.length) throw new AssertionError();
         Arrays.sort(out);
         return out;
+    }
+
+    /**
+     * Step 2 in the decode kernel's exact fp32 arithmetic: the token scores summed sequentially in
+     * position order in float, then divided by their count in float.
+     */
+    public static float blockScoreF32(float[] tokenScores, int from, int count) {
+        float sum = 0f;
+        for (int j = 0; j < count; j++) sum += tokenScores[from + j];
+        return sum / (float) count;
+    }
+
+    /**
+     * Steps 2, 3 and 5 for a batch (what tp_pe_decode_decide + tp_pe_decode_apply compute, in the same
+     * fp32 arithmetic, so the decisions agree exactly): for every sequence s with fillAt[s] >= 0,
+     * n_blocks = kv_len / B; the new block's score per layer is {@link #blockScoreF32} of its B token
+     * scores and is cached at index n_blocks - 1; if logical length > C and kv_len - B >= C, the victim
+     * is the candidate (1 .. n_blocks - 2, or 1 .. min(k, n_blocks - 2) for a local window) with the
+     * smallest layer sum (summed in layer order in fp32; layer 0 alone in LAYER0 mode), ties to the
+     * lowest index; it is removed from the table and every layer's score row (the tail shifts left,
+     * the vacated entry becomes -1 / NaN) and kv_len -= B. Throws IllegalArgumentException, before
+     * producing anything, where the kernel rejects: a filled kv_len that is not a positive multiple of
+     * B within the table, a NaN/Inf filled token score or candidate block score, a victim's physical
+     * block outside the pool.
+     */
+    public static PagedEviction.Decision decodeStep(PagedEviction.DecodeBatch in, PagedEvictionOptions o) {
+        int seqs = in.seqs(), layers = in.layers(), b = in.blockSize(), w = in.tableStride();
+        int[] tables = in.blockTables().clone(), kv = in.kvLen().clone();
+        float[] scores = in.blockScores().clone();
+        int[] victims = new int[seqs], freed = new int[seqs];
+        Arrays.fill(victims, -1);
+        Arrays.fill(freed, -1);
+        float[] fresh = new float[layers];
+        for (int s = 0; s < seqs; s++) {
+            int f = in.fillAt()[s];
+            if (f < 0) continue;
+            int len = kv[s], nb = len / b;
+            if (len < b || len % b != 0 || nb > w) throw new IllegalArgumentException(rejection("kv_len " + len + " of sequence " + s));
+            for (int l = 0; l < layers; l++) {
+                int from = (l * in.fills() + f) * b;
+                for (int j = 0; j < b; j++)
+                    if (!Float.isFinite(in.fillScores()[from + j])) throw new IllegalArgumentException(rejection("a token score of sequence " + s));
+                fresh[l] = blockScoreF32(in.fillScores(), from, b);
+                if (!Float.isFinite(fresh[l])) throw new IllegalArgumentException(rejection("the new block score of sequence " + s));
+            }
+            int victim = -1;
+            if (in.logicalLen()[s] > in.budget() && (long) len - b >= in.budget()) {
+                int hi = nb - 2;
+                if (!o.global() && o.window() < hi) hi = o.window();
+                int aggLayers = o.layerAgg() == PagedEvictionOptions.LayerAgg.LAYER0 ? 1 : layers;
+                float best = 0;
+                for (int j = 1; j <= hi; j++) {
+                    float sum = 0f;
+                    for (int l = 0; l < aggLayers; l++) {
+                        float v = scores[(l * seqs + s) * w + j];
+                        if (!Float.isFinite(v)) throw new IllegalArgumentException(rejection("the block score of candidate " + j + " of sequence " + s));
+                        sum += v;
+                    }
+                    if (!Float.isFinite(sum)) throw new IllegalArgumentException(rejection("the layer sum of candidate " + j + " of sequence " + s));
+                    if (victim < 0 || sum < best) {
+                        best = sum;
+                        victim = j;
+                    }
+                }
+                if (victim >= 0) {
+                    int p = tables[s * w + victim];
+                    if (p < 0 || p >= in.numBlocks()) throw new IllegalArgumentException(rejection("victim block " + p + " of sequence " + s));
+                }
+            }
+            for (int l = 0; l < layers; l++) scores[(l * seqs + s) * w + nb - 1] = fresh[l];
+            if (victim >= 0) {
+                freed[s] = tables[s * w + victim];
+                victims[s] = victim;
+                for (int row = 0; row <= layers; row++) {
+                    for (int i = victim; i < nb - 1; i++) {
+                        if (row == 0) tables[s * w + i] = tables[s * w + i + 1];
+                        else scores[((row - 1) * seqs + s) * w + i] = scores[((row - 1) * seqs + s) * w + i + 1];
+                    }
+                    if (row == 0) tables[s * w + nb - 1] = -1;
+                    else scores[((row - 1) * seqs + s) * w + nb - 1] = Float.NaN;
+                }
+                kv[s] = len - b;
+            }
+        }
+        return new PagedEviction.Decision(victims, freed, tables, scores, kv);
+    }
+
+    private static String rejection(String what) {
+        return "decode step rejected: " + what + " (" + "PE-REF step 5 inputs" + ")";
     }
 }
