@@ -46,6 +46,10 @@ abstract class BenchCase implements AutoCloseable {
     /** Queues call number {@code rep} on a kernel device (inputs rotate with rep). */
     abstract Pending runOnDevice(int rep);
 
+    /** Queued before call number {@code rep} on a kernel device, outside the timing (e.g. restoring state a call mutates). */
+    void prepare(int rep) {
+    }
+
     /** Runs one call on the cpu reference. */
     abstract void runOnHost();
 

@@ -64,7 +64,14 @@ final class BenchCommand {
             int reps = a.intValue("--reps", gpu ? 20 : 3);
             int warmup = a.intValue("--warmup", gpu ? 3 : 1);
             if (reps < 1 || warmup < 0) throw new UsageException("--reps must be >= 1 and --warmup >= 0");
-            for (String op : ops) if (!BenchCases.OPS.contains(op)) throw new UsageException("--ops: unknown op '" + op + "'; available: " + String.join(", ", BenchCases.OPS));
+            List<String> allOps = new ArrayList<>(BenchCases.OPS);
+            allOps.addAll(KvBenchCases.OPS);
+            for (String op : ops) if (!allOps.contains(op)) throw new UsageException("--ops: unknown op '" + op + "'; available: " + String.join(", ", allOps));
+            List<String> kvOps = ops.stream().filter(KvBenchCases.OPS::contains).toList();
+            ops = ops.stream().filter(op -> !KvBenchCases.OPS.contains(op)).toList();
+            // the KV ops: N is the context length, D is fixed by the model shape
+            int[] kvNs = a.intList("--n", gpu ? KvBenchCases.GPU_N : new int[] {256});
+            int[] kvBs = a.intList("--b", gpu ? KvBenchCases.GPU_B : new int[] {1});
             Path csv = Path.of(a.get("--csv", "bench.csv"));
             // --profile: the timed repetitions run inside cuProfilerStart/Stop (ncu --profile-from-start off)
             CudaDevice profiled = a.has("--profile") && device instanceof CudaDevice c ? c : null;
@@ -82,6 +89,24 @@ final class BenchCommand {
                 try (Workspace ws = device instanceof KernelDevice kd ? new Workspace(kd, stream) : null;
                      BenchCase c = BenchCases.create(op, device, ws, stream, dtype, b, n, d)) {
                     if (!done.add(c.op + "/" + c.dtype + "/" + c.b + "/" + c.n + "/" + c.d)) continue;  // ops that ignore D or dtype
+                    double[] ms = ws != null ? timeDevice((KernelDevice) device, profiled, stream, reps, warmup, c) : timeHost(reps, warmup, c);
+                    Row r = row(c, device, ms);
+                    rows.add(r);
+                    out.printf(Locale.ROOT, "%-10s %-5s %3d %6d %5d %4d %11.4f %11.4f %9.1f %9.1f %10.4f %3d%n", c.op, c.dtype.suffix(), c.b, c.n, c.d,
+                            c.k, r.medianMs(), r.minMs(), c.flops() / (r.medianMs() * 1e6), c.bytes() / (r.medianMs() * 1e6), r.floorMs(copyGbps),
+                            c.launches());
+                }
+            }
+            for (DType dtype : dtypes) for (int b : kvBs) for (int n : kvNs) for (String op : kvOps) {
+                if (op.equals("kv-decide") && dtype != dtypes.get(0)) continue;  // reads fp32 scores only
+                String skip = KvBenchCases.skipReason(op, dtype, b, n);
+                if (skip != null) {
+                    out.printf(Locale.ROOT, "%-10s %-5s %3d %6d skipped: %s%n", op, dtype.suffix(), b, n, skip);
+                    continue;
+                }
+                try (Workspace ws = device instanceof KernelDevice kd ? new Workspace(kd, stream) : null;
+                     BenchCase c = KvBenchCases.create(op, device, ws, stream, dtype, b, n)) {
+                    if (!done.add(c.op + "/" + c.dtype + "/" + c.b + "/" + c.n + "/" + c.d)) continue;  // kv-decide ignores dtype
                     double[] ms = ws != null ? timeDevice((KernelDevice) device, profiled, stream, reps, warmup, c) : timeHost(reps, warmup, c);
                     Row r = row(c, device, ms);
                     rows.add(r);
@@ -130,12 +155,16 @@ final class BenchCommand {
     }
 
     private static double[] timeDevice(KernelDevice device, CudaDevice profiled, Stream stream, int reps, int warmup, BenchCase c) {
-        for (int i = 0; i < warmup; i++) c.runOnDevice(i).await();
+        for (int i = 0; i < warmup; i++) {
+            c.prepare(i);
+            c.runOnDevice(i).await();
+        }
         double[] ms = new double[reps];
         try (Timer timer = device.timer(stream)) {
             if (profiled != null) profiled.profilerStart();
             try {
                 for (int i = 0; i < reps; i++) {
+                    c.prepare(warmup + i);
                     timer.start();
                     Pending p = c.runOnDevice(warmup + i);
                     ms[i] = timer.stopMillis();

@@ -17,10 +17,14 @@ public final class Main {
             "usage: java -jar tokenprune.jar COMMAND [options]",
             "  select   --method divprune (--keep K | --ratio R) --input X.npy --output Y.npy",
             "           [--device auto|cuda|sim|cpu] [--order sorted|selection] [--official-compat]",
+            "  kv-evict [--device ...] [--layers 32] [--kv-heads 8] [--head-dim 128] [--block 16] [--budget 1024] [--prompt 2048[,L2,...]]",
+            "           [--steps 256] [--batch 1] [--layout flashattention|flashinfer] [--dtype f16|bf16|f32] [--seed 1] [--check]",
+            "           synthetic PagedEviction prefill + decode on random K/V (small defaults on sim/cpu); --check compares with the reference",
             "  devices  which devices can run here, and why not",
             "  demo     [--device ...]  DivPrune on built-in sample tokens, checked against the reference",
             "  bench    [--device ...] [--n 576,2340,8192] [--d 1024,4096] [--b 1,16] [--dtype f16,f32]",
             "           [--reps 20] [--warmup 3] [--csv bench.csv] [--profile (cuProfilerStart/Stop around timed runs)]",
+            "           [--ops ...,kv-score,kv-decide (not in the default list; N = context length, default 4096,32768,131072 and --b 1,64 on a GPU)]",
             "  options for every command: --verbose (stack traces on errors)");
 
     private Main() {
@@ -45,13 +49,18 @@ public final class Main {
                 case "devices" -> DevicesCommand.run(args, out);
                 case "demo" -> DemoCommand.run(args, out);
                 case "bench" -> BenchCommand.run(args, out);
-                default -> throw new UsageException("unknown command '" + command + "'; expected select, devices, demo or bench");
+                case "kv-evict" -> KvEvictCommand.run(args, out);
+                default -> throw new UsageException("unknown command '" + command + "'; expected select, kv-evict, devices, demo or bench");
             }
             return 0;
         } catch (UsageException | IllegalArgumentException | IOException e) {
             err.println("tokenprune " + command + ": " + e.getMessage());
             if (verbose) e.printStackTrace(err);
             return 2;
+        } catch (KvEvictCommand.CheckFailed e) {
+            err.println("tokenprune " + command + ": check failed: " + e.getMessage());
+            if (verbose) e.printStackTrace(err);
+            return 1;
         } catch (DeviceException e) {
             err.println("tokenprune " + command + ": device error: " + e.getMessage());
             if (verbose) e.printStackTrace(err);

@@ -1,0 +1,139 @@
+package tokenprune.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import tokenprune.device.sim.SimDevice;
+
+/** {@code kv-evict} on cpu and sim with tiny shapes, its bad inputs, and the KV bench ops. */
+class KvEvictCliTest {
+    @TempDir
+    Path dir;
+
+    private static final String[] TINY = {"--layers", "2", "--kv-heads", "2", "--head-dim", "8", "--block", "8", "--budget", "32", "--prompt", "70,20,41",
+            "--steps", "30", "--check"};
+
+    private static CliTest.Result kvEvict(String device, String... extra) {
+        String[] args = new String[3 + TINY.length + extra.length];
+        args[0] = "kv-evict";
+        args[1] = "--device";
+        args[2] = device;
+        System.arraycopy(TINY, 0, args, 3, TINY.length);
+        System.arraycopy(extra, 0, args, 3 + TINY.length, extra.length);
+        return CliTest.run(args);
+    }
+
+    /** The device-independent summary: the decode line and one line per sequence (blocks held, kv_len, logical, evictions). */
+    private static String summary(String out) {
+        StringBuilder sb = new StringBuilder();
+        for (String line : out.split("\n")) if (line.startsWith("decode:") || line.startsWith("seq ") || line.startsWith("prefill:")) sb.append(line).append('\n');
+        return sb.toString();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu", "sim"})
+    void tinyRunPassesTheCheck(String device) {
+        if (device.equals("sim")) assumeTrue(SimDevice.available(), SimDevice::reason);
+        for (String layout : List.of("flashattention", "flashinfer")) {
+            CliTest.Result r = kvEvict(device, "--layout", layout, "--dtype", "bf16");
+            assertEquals(0, r.code(), r.err());
+            String out = r.out();
+            assertTrue(out.contains("prefill: seq 0 prompt 70 kept 38 tokens in 5 blocks"), out);  // C + (70 mod 8) = 32 + 6
+            assertTrue(out.contains("prefill: seq 1 prompt 20 kept 20 tokens in 3 blocks"), out);  // under the budget: all
+            // 30 steps: seq 0 fills after 2, 10, 18, 26 appends (4 evictions); seq 1 after 4, 12 (logical <= C), 20, 28 (2); seq 2 after 7, 15, 23 (3)
+            assertTrue(out.contains("decode: 30 steps, 11 decision steps, 9 evictions"), out);
+            assertTrue(out.contains("seq 0: blocks held 5, kv_len 36, logical 100, evictions 4"), out);
+            assertTrue(out.contains("seq 1: blocks held 5, kv_len 34, logical 50, evictions 2"), out);
+            assertTrue(out.contains("time per decode step: mean"), out);
+            assertTrue(out.contains("check: 11 decisions match the reference"), out);
+        }
+    }
+
+    @Test
+    void cpuAndSimAgree() {
+        assumeTrue(SimDevice.available(), SimDevice::reason);
+        CliTest.Result cpu = kvEvict("cpu", "--dtype", "f16", "--seed", "9"), sim = kvEvict("sim", "--dtype", "f16", "--seed", "9");
+        assertEquals(0, cpu.code(), cpu.err());
+        assertEquals(0, sim.code(), sim.err());
+        assertEquals(summary(cpu.out()), summary(sim.out()));
+    }
+
+    @Test
+    void smallDefaultsOffTheGpu() {
+        CliTest.Result r = CliTest.run("kv-evict", "--device", "cpu", "--check");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("note: cpu is slow"), r.out());
+        assertTrue(r.out().contains("decode: 64 steps, 4 decision steps, 4 evictions"), r.out());
+        assertTrue(r.out().contains("seq 0: blocks held 7, kv_len 104, logical 264, evictions 4"), r.out());
+    }
+
+    @Test
+    void badInputsExitTwoWithOneLine() {
+        String[][] bad = {
+            {"--budget", "100"},                    // not a multiple of B = 16
+            {"--budget", "32"},                     // < 3B
+            {"--layout", "vllm"},
+            {"--dtype", "f64"},
+            {"--prompt", "10,20", "--batch", "3"},
+            {"--prompt", "0"},
+            {"--steps", "-1"},
+            {"--block", "0"},
+            {"--frobnicate"},
+        };
+        for (String[] b : bad) {
+            String[] args = new String[3 + b.length];
+            args[0] = "kv-evict";
+            args[1] = "--device";
+            args[2] = "cpu";
+            System.arraycopy(b, 0, args, 3, b.length);
+            CliTest.Result r = CliTest.run(args);
+            assertEquals(2, r.code(), String.join(" ", b) + ": " + r.err());
+            assertEquals(1, r.err().strip().split("\n").length, r.err());
+            assertTrue(r.err().startsWith("tokenprune kv-evict: "), r.err());
+        }
+        CliTest.Result r = CliTest.run("kv-evict", "--device", "tpu");
+        assertEquals(2, r.code(), r.err());
+    }
+
+    @Test
+    void promptUnderTheBudgetKeepsEverything() {
+        CliTest.Result r = CliTest.run("kv-evict", "--device", "cpu", "--layers", "1", "--kv-heads", "1", "--head-dim", "4", "--budget", "48", "--prompt", "10",
+                "--steps", "60", "--check");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("prefill: seq 0 prompt 10 kept 10 tokens in 1 blocks"), r.out());
+        // fills at logical 16, 32, 48 (<= C), 64 (evicts 1)
+        assertTrue(r.out().contains("seq 0: blocks held 4, kv_len 54, logical 70, evictions 1"), r.out());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu", "sim"})
+    void benchRunsTheKvOps(String device) throws IOException {
+        if (device.equals("sim")) assumeTrue(SimDevice.available(), SimDevice::reason);
+        Path csv = dir.resolve("kv.csv");
+        CliTest.Result r = CliTest.run("bench", "--device", device, "--ops", "kv-score,kv-decide", "--n", "48", "--b", "1,2", "--dtype", "f16", "--reps", "2",
+                "--warmup", "1", "--csv", csv.toString());
+        assertEquals(0, r.code(), r.err());
+        List<String> lines = Files.readAllLines(csv);
+        assertEquals(5, lines.size(), String.join("\n", lines));
+        Pattern row = Pattern.compile("^(kv-score|kv-decide),\"[^\"]*\",(f16|f32),([12]),48,1024,0,.*");
+        for (String line : lines.subList(1, lines.size())) {
+            Matcher m = row.matcher(line);
+            assertTrue(m.matches(), line);
+        }
+        assertTrue(lines.stream().anyMatch(l -> l.startsWith("kv-score,") && l.contains(",f16,2,48,")), String.join("\n", lines));
+        assertTrue(lines.stream().anyMatch(l -> l.startsWith("kv-decide,") && l.contains(",f32,2,48,")), String.join("\n", lines));
+    }
+}
