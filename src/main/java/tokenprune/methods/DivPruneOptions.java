@@ -36,17 +36,7 @@ public record DivPruneOptions(int keep, double ratio, boolean officialCompat, bo
 
     /** Keep offsets per set (sets + 1 entries), after checking every count against its set. */
     public int[] keepOffsets(TokenLayout layout) {
-        int[] offsets = new int[layout.sets() + 1];
-        for (int b = 0; b < layout.sets(); b++) {
-            int n = layout.n(b);
-            int k;
-            try {
-                k = keep > 0 ? KeepCount.checkKeep(n, keep) : KeepCount.fromRatio(n, ratio);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException((layout.sets() > 1 ? "set " + b + ": " : "") + e.getMessage(), e);
-            }
-            offsets[b + 1] = offsets[b] + k;
-        }
-        return offsets;
+        KeepRule rule = keep > 0 ? KeepRule.keep(keep) : KeepRule.ratio(ratio);
+        return rule.keepOffsets(layout.rowOffsets(), "set");
     }
 }

@@ -33,7 +33,12 @@ public sealed interface KeepRule {
      * @throws IllegalArgumentException if a row cannot satisfy the rule (the message names the row)
      * @throws IllegalStateException for a threshold rule, whose counts depend on the scores
      */
-    int[] keepOffsets(int[] rowOffsets);
+    default int[] keepOffsets(int[] rowOffsets) {
+        return keepOffsets(rowOffsets, "row");
+    }
+
+    /** As {@link #keepOffsets(int[])}, naming a failing row "{@code unit} b" (e.g. "set 2"). */
+    int[] keepOffsets(int[] rowOffsets, String unit);
 
     record Count(int keep) implements KeepRule {
         public Count {
@@ -41,8 +46,8 @@ public sealed interface KeepRule {
         }
 
         @Override
-        public int[] keepOffsets(int[] rowOffsets) {
-            return perRow(rowOffsets, n -> KeepCount.checkKeep(n, keep));
+        public int[] keepOffsets(int[] rowOffsets, String unit) {
+            return perRow(rowOffsets, unit, n -> KeepCount.checkKeep(n, keep));
         }
     }
 
@@ -52,8 +57,8 @@ public sealed interface KeepRule {
         }
 
         @Override
-        public int[] keepOffsets(int[] rowOffsets) {
-            return perRow(rowOffsets, n -> KeepCount.fromRatio(n, ratio));
+        public int[] keepOffsets(int[] rowOffsets, String unit) {
+            return perRow(rowOffsets, unit, n -> KeepCount.fromRatio(n, ratio));
         }
     }
 
@@ -63,12 +68,12 @@ public sealed interface KeepRule {
         }
 
         @Override
-        public int[] keepOffsets(int[] rowOffsets) {
+        public int[] keepOffsets(int[] rowOffsets, String unit) {
             throw new IllegalStateException("a threshold rule's keep counts depend on the scores");
         }
     }
 
-    private static int[] perRow(int[] rowOffsets, java.util.function.IntUnaryOperator count) {
+    private static int[] perRow(int[] rowOffsets, String unit, java.util.function.IntUnaryOperator count) {
         int rows = rowOffsets.length - 1;
         int[] offsets = new int[rows + 1];
         for (int b = 0; b < rows; b++) {
@@ -76,7 +81,7 @@ public sealed interface KeepRule {
             try {
                 k = count.applyAsInt(rowOffsets[b + 1] - rowOffsets[b]);
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException((rows > 1 ? "row " + b + ": " : "") + e.getMessage(), e);
+                throw new IllegalArgumentException((rows > 1 ? unit + " " + b + ": " : "") + e.getMessage(), e);
             }
             offsets[b + 1] = offsets[b] + k;
         }
