@@ -313,3 +313,25 @@ __device__ __forceinline__ int tp_block_topk_compact(const float* __restrict__ v
     }
     return above_base + min(equal_base, cut.ties);
 }
+
+// ---------------------------------------------------------------------------------------------
+// counter-based hashing: deterministic "random" numbers from integer keys, no state. The Java
+// references repeat these exactly (tokenprune.reference.PagedEvictionReference.hash3).
+// ---------------------------------------------------------------------------------------------
+// SplitMix64's finaliser (Steele, Lea, Flood 2014): a bijection of 64-bit words with full avalanche.
+__device__ __forceinline__ unsigned long long tp_mix64(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// A hash of three 64-bit keys (each offset by the golden-ratio constant, so zero keys do not stay zero).
+__device__ __forceinline__ unsigned long long tp_hash3(unsigned long long a, unsigned long long b, unsigned long long c) {
+    const unsigned long long g = 0x9e3779b97f4a7c15ull;
+    return tp_mix64(tp_mix64(tp_mix64(a + g) ^ (b + g)) ^ (c + g));
+}
+
+// The top 24 bits of a hash as a float in [0, 1): an integer below 2^24 times 2^-24, both exact.
+__device__ __forceinline__ float tp_hash_unit(unsigned long long h) {
+    return (float)(unsigned)(h >> 40) * (1.0f / 16777216.0f);
+}

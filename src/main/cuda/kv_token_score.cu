@@ -1,4 +1,5 @@
-// kv_token_score.cu — PagedEviction's token score from key and value norms, read from a paged KV cache.
+// kv_token_score.cu — PagedEviction's token score from key and value norms, read from a paged KV cache,
+// and its `random` score (no K/V read).
 //
 // What it computes (methods-kv.md §2.3.2 step 1, PE-REF)
 //   For every sequence s of the batch and every token t in [token_begin[s], token_begin[s] + n_s),
@@ -15,25 +16,72 @@
 //   cache + kv*kv_stride + p*block_stride + slot*slot_stride + h*head_stride + d (element strides, the
 //   head dim contiguous): one kernel serves the FlashAttention [2, nb, B, H, D] and FlashInfer
 //   [nb, 2, B, H, D] layouts and their HND variants (tokenprune.kv.KvLayout computes the strides).
+//   tp_kv_random_score (metric `random`, §2.3.1): s = tp_hash_unit(tp_hash3(seed, p, slot)), uniform in
+//   [0, 1) from an integer hash of (seed, physical block, slot); the same table walk, no K/V read.
 //
-// Grid / block mapping: 256 threads = 8 warps, one warp per scored token (gridDim.x =
-//   ceil(total tokens / 8), one launch for a ragged batch); the warp finds its sequence by a binary
-//   search over out_offsets (seqs + 1 ints). Per head, lane l reads dims l, l+32, ... of K and V and
-//   two warp sums (fixed tree: the result does not depend on the schedule) give n_k^2 and n_v^2;
-//   every lane then folds the head into the same running sums in head order, lane 0 writes.
+// Grid / block mapping (tp_kv_token_score_*): 256 threads = 8 warps, one warp per scored token
+//   (gridDim.x = ceil(total tokens / 8), one launch for a ragged batch); the warp finds its sequence by
+//   a binary search over out_offsets (seqs + 1 ints). Two load paths, chosen per launch (uniform):
+//   * vectorised (vec16): the cache base is 16-byte aligned and every stride and head_dim are
+//     multiples of N = 16 / sizeof(T) (8 for f16/bf16, 4 for f32), so every head row starts 16-byte
+//     aligned and is cph = head_dim / N chunks of 16 bytes. The warp splits into 32 / W groups of W
+//     lanes, W = the power of two >= cph (at most 32); group g handles head h0 + g of each pass of
+//     32 / W heads, lane j of the group loads chunks j, j + W, ... of K and V (one 16-byte load each).
+//     D = 128 bf16: cph = W = 16, two heads per pass, every lane busy. tp_group_sum (fixed xor tree)
+//     gives each head's n_k^2, n_v^2;
+//   * element-wise otherwise: per head, lane l reads dims l, l+32, ... and two tp_warp_sum give the
+//     squares.
+//   Either way every lane then folds the heads into the same running sums in head order (the vector
+//   path fetches each group's norms with a shuffle), so the result does not depend on the schedule;
+//   the two paths differ only in the order of the squares' partial sums. Lane 0 writes.
 //   No shared memory, no barriers. For NHD a token's K (and V) is H*D contiguous elements.
+//   tp_kv_random_score: 256 threads, one thread per token, the same binary search.
 //
-// Status convention (maxmin_select.cu): a producer. NaN/Inf in a token's K or V, a logical block
-//   index >= table_stride, or a physical block outside [0, num_blocks) sets *status = epoch and that
-//   token's score is not written (other tokens' may be).
+// Status convention (maxmin_select.cu): a producer. NaN/Inf in a token's K or V (not checked by the
+//   random score, which reads none), a logical block index >= table_stride, or a physical block outside
+//   [0, num_blocks) sets *status = epoch and that token's score is not written (other tokens' may be).
 //
 // Cost: reads 2 * H * D elements per token once (bf16, Llama-3.1-8B: 4 KiB per token per layer),
 //   writes 4 bytes; about 4 H D FLOPs per token. A bandwidth kernel: 1 Ki prompt tokens = 4 MiB,
-//   ~2 us at HBM speed. Loads are element-wide (not vectorised).
+//   ~2 us at HBM speed. The vectorised path issues one 16-byte load per lane per 8 (4) elements, a
+//   quarter (half) of the element-wise path's load instructions for 16-bit (f32) caches; the
+//   element-wise path stays for odd head dims and misaligned views. The random score reads only the
+//   block table and offsets (8 bytes per token) and writes 4 bytes. Not measured on a GPU yet.
 #include "common.cuh"
 
 #define KTS_THREADS 256
 #define KTS_WARPS (KTS_THREADS / TP_WARP)
+
+// The sequence of output g: the largest s with out_offsets[s] <= g (an empty s is skipped: s + 1 qualifies too).
+__device__ __forceinline__ int kts_sequence_of(int g, const int* __restrict__ out_offsets, int seqs) {
+    int lo = 0, hi = seqs - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (out_offsets[mid] <= g) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+template <typename T>
+struct KtsVec {
+    static constexpr int N = 16 / (int)sizeof(T);  // elements per 16-byte load
+};
+
+template <typename T>
+__device__ __forceinline__ void kts_square_chunk(const T* __restrict__ kp, const T* __restrict__ vp, float& k2, float& v2, int& bad) {
+    const uint4 kw = *reinterpret_cast<const uint4*>(kp);
+    const uint4 vw = *reinterpret_cast<const uint4*>(vp);
+    const T* ke = reinterpret_cast<const T*>(&kw);
+    const T* ve = reinterpret_cast<const T*>(&vw);
+#pragma unroll
+    for (int i = 0; i < KtsVec<T>::N; ++i) {
+        const float k = tp_to_float(ke[i]);
+        const float v = tp_to_float(ve[i]);
+        bad |= tp_is_nonfinite(k) | tp_is_nonfinite(v);
+        k2 += k * k;
+        v2 += v * v;
+    }
+}
 
 template <typename T>
 __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride,
@@ -45,13 +93,7 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
     const int g = blockIdx.x * KTS_WARPS + threadIdx.x / TP_WARP;
     if (g >= out_offsets[seqs]) return;  // warp-uniform; no barriers below
 
-    // the sequence of output g: the largest s with out_offsets[s] <= g (an empty s is skipped: s + 1 qualifies too)
-    int lo = 0, hi = seqs - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) / 2;
-        if (out_offsets[mid] <= g) lo = mid; else hi = mid - 1;
-    }
-    const int s = lo;
+    const int s = kts_sequence_of(g, out_offsets, seqs);
     const int t = (token_begin != nullptr ? token_begin[s] : 0) + (g - out_offsets[s]);
     const int logical_block = t / block_size;
     if (t < 0 || logical_block >= table_stride) {
@@ -66,24 +108,54 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
     const T* kbase = cache + (long long)p * block_stride + (long long)(t % block_size) * slot_stride;
     const T* vbase = kbase + kv_stride;
 
+    constexpr int N = KtsVec<T>::N;
+    const bool vec16 = reinterpret_cast<uintptr_t>(cache) % 16 == 0 && kv_stride % N == 0 && block_stride % N == 0 && slot_stride % N == 0 &&
+                       head_stride % N == 0 && head_dim % N == 0;  // uniform over the launch
     int bad = 0;
     float sum_k = 0.0f, sum_v = 0.0f, sum_ratio = 0.0f;
-    for (int h = 0; h < heads; ++h) {
-        const T* kh = kbase + (long long)h * head_stride;
-        const T* vh = vbase + (long long)h * head_stride;
-        float k2 = 0.0f, v2 = 0.0f;
-        for (int d = lane; d < head_dim; d += TP_WARP) {
-            const float k = tp_to_float(kh[d]);
-            const float v = tp_to_float(vh[d]);
-            bad |= tp_is_nonfinite(k) | tp_is_nonfinite(v);
-            k2 += k * k;
-            v2 += v * v;
+    if (vec16) {
+        const int cph = head_dim / N;
+        int w = 1;
+        while (w < cph && w < TP_WARP) w <<= 1;
+        const int per_pass = TP_WARP / w, group = lane / w, j = lane % w;
+        for (int h0 = 0; h0 < heads; h0 += per_pass) {
+            const int h = h0 + group;
+            float k2 = 0.0f, v2 = 0.0f;
+            if (h < heads) {
+                const T* kh = kbase + (long long)h * head_stride;
+                const T* vh = vbase + (long long)h * head_stride;
+                for (int c = j; c < cph; c += w) kts_square_chunk(kh + c * N, vh + c * N, k2, v2, bad);
+            }
+            const float nk_group = sqrtf(tp_group_sum(k2, w));
+            const float nv_group = sqrtf(tp_group_sum(v2, w));
+            for (int q = 0; q < per_pass; ++q) {  // every lane folds the pass's heads in head order
+                const float nk = __shfl_sync(TP_FULL_MASK, nk_group, q * w);
+                const float nv = __shfl_sync(TP_FULL_MASK, nv_group, q * w);
+                if (h0 + q < heads) {
+                    sum_k += nk;
+                    sum_v += nv;
+                    sum_ratio += nv / (nk + eps);
+                }
+            }
         }
-        const float nk = sqrtf(tp_warp_sum(k2));
-        const float nv = sqrtf(tp_warp_sum(v2));
-        sum_k += nk;
-        sum_v += nv;
-        sum_ratio += nv / (nk + eps);
+    } else {
+        for (int h = 0; h < heads; ++h) {
+            const T* kh = kbase + (long long)h * head_stride;
+            const T* vh = vbase + (long long)h * head_stride;
+            float k2 = 0.0f, v2 = 0.0f;
+            for (int d = lane; d < head_dim; d += TP_WARP) {
+                const float k = tp_to_float(kh[d]);
+                const float v = tp_to_float(vh[d]);
+                bad |= tp_is_nonfinite(k) | tp_is_nonfinite(v);
+                k2 += k * k;
+                v2 += v * v;
+            }
+            const float nk = sqrtf(tp_warp_sum(k2));
+            const float nv = sqrtf(tp_warp_sum(v2));
+            sum_k += nk;
+            sum_v += nv;
+            sum_ratio += nv / (nk + eps);
+        }
     }
     if (__any_sync(TP_FULL_MASK, bad)) {
         if (lane == 0) atomicMax(status, epoch);
@@ -124,4 +196,24 @@ tp_kv_token_score_bf16(const __nv_bfloat16* __restrict__ cache, long long kv_str
                        int head_agg, float eps, float* __restrict__ scores, int* status, int epoch) {
     kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
               token_begin, out_offsets, seqs, metric, head_agg, eps, scores, status, epoch);
+}
+
+extern "C" __global__ void __launch_bounds__(KTS_THREADS)
+tp_kv_random_score(int block_size, int num_blocks, const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_begin,
+                   const int* __restrict__ out_offsets, int seqs, long long seed, float* __restrict__ scores, int* status, int epoch) {
+    const int g = blockIdx.x * KTS_THREADS + threadIdx.x;
+    if (g >= out_offsets[seqs]) return;
+    const int s = kts_sequence_of(g, out_offsets, seqs);
+    const int t = (token_begin != nullptr ? token_begin[s] : 0) + (g - out_offsets[s]);
+    const int logical_block = t / block_size;
+    if (t < 0 || logical_block >= table_stride) {
+        atomicMax(status, epoch);
+        return;
+    }
+    const int p = block_tables[(long long)s * table_stride + logical_block];
+    if (p < 0 || p >= num_blocks) {
+        atomicMax(status, epoch);
+        return;
+    }
+    scores[g] = tp_hash_unit(tp_hash3((unsigned long long)seed, (unsigned long long)p, (unsigned long long)(t % block_size)));
 }

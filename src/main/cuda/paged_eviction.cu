@@ -21,13 +21,21 @@
 //   (sum_j x_j, summed sequentially in j order in fp32) / B (one thread per layer), written to
 //   new_scores[l * seqs + s]. The sequence evicts iff logical_len > budget and kv_len - B >= budget
 //   and it has a candidate: logical indices 1 .. hi, hi = n_blocks - 2 (global, window = 0) or
-//   min(window, n_blocks - 2) (local). Candidate j is ranked by sum_l block_scores[l, s, j] over all
-//   layers (layer_agg 0; summed sequentially in layer order in fp32: the order of the layer mean) or
-//   by layer 0 alone (layer_agg 1); the smallest wins, ties to the lowest index (tp_block_argmax on
-//   the negated sum). stage[2s] = victim or -1, stage[2s + 1] = its physical block or -1.
+//   min(window, n_blocks - 2) (local). The victim rule (victim_rule, §2.4):
+//     0 argmin (PE-REF): candidate j is ranked by sum_l block_scores[l, s, j] over all layers
+//       (layer_agg 0; summed sequentially in layer order in fp32: the order of the layer mean) or by
+//       layer 0 alone (layer_agg 1); the smallest wins, ties to the lowest index (tp_block_argmax on
+//       the negated sum);
+//     1 argmax (HF global parity): the same sums, the largest wins, ties to the lowest index;
+//     2 random (fork parity): 1 + floor(u * hi) with u = (tp_hash3(seed, logical_len, s) >> 32) / 2^32
+//       (integer multiply-high, exact), no score read;
+//     3 first: block 1 (StreamingLLM's paged rule, = any rule with a window of 1), no score read.
+//   Rules 2 and 3 read neither fill_scores nor block_scores: new_scores = NaN (the cached score of the
+//   filled block stays unset; fill_scores may be any pointer).
+//   stage[2s] = victim or -1, stage[2s + 1] = its physical block or -1.
 //   Rejects (atomicMax(status, epoch)): fill_at >= fills; kv_len of a filled sequence < B, not a
-//   multiple of B, or n_blocks > table_stride; a NaN/Inf token score of the filled block or block
-//   score of a candidate (an unset candidate score is NaN); a victim's physical id outside
+//   multiple of B, or n_blocks > table_stride; (rules 0, 1) a NaN/Inf token score of the filled block
+//   or block score of a candidate (an unset candidate score is NaN); a victim's physical id outside
 //   [0, num_blocks).
 //
 // tp_pe_decode_apply (the update; does nothing at all when the call was rejected):
@@ -42,14 +50,14 @@
 //   it was overwritten).
 //
 // Cost: decide reads layers * B + layers * (n_blocks - 2) floats per filled sequence (64 blocks,
-//   32 layers: ~8 KiB), apply moves (layers + 1) * n_blocks words; both are launch-bound (~us).
+//   32 layers: ~8 KiB; nothing for rules 2 and 3), apply moves (layers + 1) * n_blocks words; both are launch-bound (~us).
 #include "common.cuh"
 
 #define PE_THREADS 128
 
 extern "C" __global__ void __launch_bounds__(PE_THREADS)
 tp_pe_decode_decide(const float* __restrict__ fill_scores, int fills, const int* __restrict__ fill_at, int layers, int block_size, int seqs,
-                    long long budget, int window, int layer_agg, const int* __restrict__ block_tables, int table_stride, int num_blocks,
+                    long long budget, int window, int layer_agg, int victim_rule, long long seed, const int* __restrict__ block_tables, int table_stride, int num_blocks,
                     const float* __restrict__ block_scores, const int* __restrict__ kv_len, const long long* __restrict__ logical_len,
                     int* __restrict__ stage, float* __restrict__ new_scores, int* status, int epoch) {
     __shared__ float scratch_v[32];
@@ -68,17 +76,21 @@ tp_pe_decode_decide(const float* __restrict__ fill_scores, int fills, const int*
     }
 
     // step 2: the score of the block that just filled, per layer (sequential fp32 sum, then / B)
+    const bool scored = victim_rule <= 1;  // uniform
     int bad = 0;
     for (int l = threadIdx.x; l < layers; l += blockDim.x) {
-        const float* x = fill_scores + ((long long)l * fills + f) * block_size;
-        float sum = 0.0f;
-        for (int j = 0; j < block_size; ++j) {
-            const float v = x[j];
-            bad |= tp_is_nonfinite(v);
-            sum += v;
+        float mean = __int_as_float(0x7fc00000);  // unset
+        if (scored) {
+            const float* x = fill_scores + ((long long)l * fills + f) * block_size;
+            float sum = 0.0f;
+            for (int j = 0; j < block_size; ++j) {
+                const float v = x[j];
+                bad |= tp_is_nonfinite(v);
+                sum += v;
+            }
+            mean = sum / (float)block_size;
+            bad |= tp_is_nonfinite(mean);
         }
-        const float mean = sum / (float)block_size;
-        bad |= tp_is_nonfinite(mean);
         new_scores[(long long)l * seqs + s] = mean;
     }
 
@@ -89,17 +101,26 @@ tp_pe_decode_decide(const float* __restrict__ fill_scores, int fills, const int*
     const int agg_layers = layer_agg == 1 ? 1 : layers;
     float best_v = 0.0f;
     int best_i = -1;
-    if (evict) {
-        for (int j = 1 + threadIdx.x; j <= hi; j += blockDim.x) {
-            float sum = 0.0f;
-            for (int l = 0; l < agg_layers; ++l) {
-                const float v = block_scores[((long long)l * seqs + s) * table_stride + j];
-                bad |= tp_is_nonfinite(v);
-                sum += v;
+    if (evict && hi >= 1) {
+        if (scored) {
+            for (int j = 1 + threadIdx.x; j <= hi; j += blockDim.x) {
+                float sum = 0.0f;
+                for (int l = 0; l < agg_layers; ++l) {
+                    const float v = block_scores[((long long)l * seqs + s) * table_stride + j];
+                    bad |= tp_is_nonfinite(v);
+                    sum += v;
+                }
+                bad |= tp_is_nonfinite(sum);
+                const float key = victim_rule == 1 ? sum : -sum;  // exact: for argmin the smallest sum becomes the largest key
+                if (tp_argmax_better(key, j, best_v, best_i)) { best_v = key; best_i = j; }
             }
-            bad |= tp_is_nonfinite(sum);
-            const float key = -sum;  // exact: the smallest sum becomes the largest key
-            if (tp_argmax_better(key, j, best_v, best_i)) { best_v = key; best_i = j; }
+        } else if (threadIdx.x == 0) {
+            if (victim_rule == 2) {
+                const unsigned long long u = tp_hash3((unsigned long long)seed, (unsigned long long)logical_len[s], (unsigned long long)s) >> 32;
+                best_i = 1 + (int)((u * (unsigned long long)hi) >> 32);
+            } else {
+                best_i = 1;
+            }
         }
     }
     if (__syncthreads_or(bad)) {
@@ -183,6 +204,8 @@ tp_pe_decode_apply(const int* __restrict__ stage, const float* __restrict__ new_
 //   tp_block_topk_cut + tp_block_topk_compact (idx_scratch, same size) give reversed indices
 //   ascending = positions descending, written back mirrored. NaN/Inf anywhere in the row:
 //   atomicMax(status, epoch) and the row is not written. Exits at once if the call was already rejected.
+//   scores == nullptr: the score is the position (StreamingLLM's paged prefill, SL-5), so the kept
+//   middle is its last C - 2B tokens; nothing is read, no scratch is touched (rev/idx may be nullptr).
 //   Cost: reads each middle score <= 5 times (copy + <= 4 radix passes), writes C + r ints per prompt.
 #define PE_PREFILL_THREADS 256
 
@@ -198,13 +221,14 @@ tp_pe_prefill_keep(const float* __restrict__ scores, const int* __restrict__ row
     const int s = blockIdx.x;
     const int base = row_offsets[s];
     const int L = row_offsets[s + 1] - base;
-    const float* x = scores + base;
     int* out = kept + keep_offsets[s];
-    int bad = 0;
-    for (int i = threadIdx.x; i < L; i += blockDim.x) bad |= tp_is_nonfinite(x[i]);
-    if (__syncthreads_or(bad)) {
-        if (threadIdx.x == 0) atomicMax(status, epoch);
-        return;
+    if (scores != nullptr) {  // uniform
+        int bad = 0;
+        for (int i = threadIdx.x; i < L; i += blockDim.x) bad |= tp_is_nonfinite(scores[base + i]);
+        if (__syncthreads_or(bad)) {
+            if (threadIdx.x == 0) atomicMax(status, epoch);
+            return;
+        }
     }
     if (L <= budget) {
         for (int i = threadIdx.x; i < L; i += blockDim.x) out[i] = i;
@@ -214,6 +238,12 @@ tp_pe_prefill_keep(const float* __restrict__ scores, const int* __restrict__ row
     const int mid_end = L - block_size - r;
     const int mid_n = mid_end - block_size;
     const int k = budget - 2 * block_size;  // <= mid_n because L - r >= C
+    if (scores == nullptr) {  // later wins: the last k middle positions, then the tail
+        for (int i = threadIdx.x; i < block_size; i += blockDim.x) out[i] = i;
+        for (int m = threadIdx.x; m < k + block_size + r; m += blockDim.x) out[block_size + m] = mid_end - k + m;
+        return;
+    }
+    const float* x = scores + base;
     float* rev = rev_scratch + base;
     int* idx = idx_scratch + base;
     for (int i = threadIdx.x; i < mid_n; i += blockDim.x) rev[i] = x[mid_end - 1 - i];

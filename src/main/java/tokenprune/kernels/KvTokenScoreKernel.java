@@ -26,6 +26,9 @@ public final class KvTokenScoreKernel {
     static final KernelSpec F16_SPEC = spec("tp_kv_token_score_f16");
     static final KernelSpec BF16_SPEC = spec("tp_kv_token_score_bf16");
 
+    // block_size, num_blocks, block_tables, table_stride, token_begin, out_offsets, seqs, seed, scores, status, epoch
+    static final KernelSpec RANDOM_SPEC = KernelSpec.of("tp_kv_random_score", I32, I32, PTR, I32, PTR, PTR, I32, I64, PTR, PTR, I32);
+
     private static KernelSpec spec(String name) {
         // cache, kv_stride, block_stride, slot_stride, head_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
         // token_begin, out_offsets, seqs, metric, head_agg, eps, scores, status, epoch
@@ -36,7 +39,7 @@ public final class KvTokenScoreKernel {
     }
 
     static List<KernelSpec> specs() {
-        return List.of(F32_SPEC, F16_SPEC, BF16_SPEC);
+        return List.of(F32_SPEC, F16_SPEC, BF16_SPEC, RANDOM_SPEC);
     }
 
     /**
@@ -59,5 +62,18 @@ public final class KvTokenScoreKernel {
                 KernelArgs.of().ptr(cache).i64(kvStride).i64(blockStride).i64(slotStride).i64(headStride).i32(blockSize).i32(heads).i32(headDim)
                         .i32(numBlocks).ptr(blockTables).i32(tableStride).ptrOrNull(tokenBegin).ptr(outOffsets).i32(seqs).i32(metric).i32(headAgg)
                         .f32(eps).ptr(scores).ptr(status).i32(epoch));
+    }
+
+    /**
+     * Queues the {@code random} score of {@code totalTokens} tokens (one thread each): the table walk
+     * of {@link #launch} without reading K/V. Queues nothing when {@code totalTokens == 0}.
+     */
+    public static void launchRandom(KernelDevice device, Stream stream, int blockSize, int numBlocks, DeviceBuffer blockTables, int tableStride,
+                                    DeviceBuffer tokenBegin, DeviceBuffer outOffsets, int seqs, int totalTokens, long seed, DeviceBuffer scores,
+                                    DeviceBuffer status, int epoch) {
+        if (totalTokens == 0) return;
+        device.launch(RANDOM_SPEC, Dim3.of((totalTokens + THREADS - 1) / THREADS), Dim3.of(THREADS), 0, stream,
+                KernelArgs.of().i32(blockSize).i32(numBlocks).ptr(blockTables).i32(tableStride).ptrOrNull(tokenBegin).ptr(outOffsets).i32(seqs).i64(seed)
+                        .ptr(scores).ptr(status).i32(epoch));
     }
 }

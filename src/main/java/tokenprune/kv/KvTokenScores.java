@@ -11,6 +11,7 @@ import tokenprune.methods.DType;
  * PagedEviction token scores (PE-REF step 1) of a batch of sequences, read from one layer's paged
  * KV cache in a single kernel launch (src/main/cuda/kv_token_score.cu). Sequence s scores its tokens
  * {@code begin[s] .. end[s]-1}; the scores of all sequences are concatenated in sequence order.
+ * The {@code random} metric reads no K/V: its score hashes (seed, physical block, slot).
  */
 public final class KvTokenScores {
     private KvTokenScores() {
@@ -72,7 +73,8 @@ public final class KvTokenScores {
     }
 
     /**
-     * Device pointers in, on the caller's stream, no sync. {@code tokenBegin} (seqs ints, or null for
+     * Device pointers in, on the caller's stream, no sync; one launch ({@link KvScoreOptions.Metric#RANDOM}:
+     * a kernel that reads only the block tables, not {@code cache}). {@code tokenBegin} (seqs ints, or null for
      * all zeros) and {@code outOffsets} (seqs + 1 ints, last = totalTokens) are device copies the
      * caller validated; the kernel still rejects table entries outside the pool and NaN/Inf by
      * setting {@code status} to {@code epoch} (that token's score is then not written).
@@ -87,6 +89,11 @@ public final class KvTokenScores {
         if (outOffsets.bytes() < 4L * (seqs + 1)) throw new IllegalArgumentException("outOffsets: needs seqs + 1 ints");
         if (tokenBegin != null && tokenBegin.bytes() < 4L * seqs) throw new IllegalArgumentException("tokenBegin: needs seqs ints");
         if (scores.bytes() < 4L * totalTokens) throw new IllegalArgumentException("scores: needs " + totalTokens + " floats");
+        if (!options.readsKv()) {
+            KvTokenScoreKernel.launchRandom(device, stream, layout.blockSize(), layout.numBlocks(), blockTables, tableStride, tokenBegin, outOffsets, seqs,
+                    totalTokens, options.seed(), scores, status, epoch);
+            return;
+        }
         KvTokenScoreKernel.launch(device, stream, layout.dtype(), cache, layout.kvStride(), layout.blockStride(), layout.slotStride(),
                 layout.headStride(), layout.blockSize(), layout.kvHeads(), layout.headDim(), layout.numBlocks(), blockTables, tableStride,
                 tokenBegin, outOffsets, seqs, totalTokens, options.metric().code(), options.headAgg().code(), options.eps(), scores, status, epoch);

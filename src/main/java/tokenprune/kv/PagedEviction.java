@@ -14,15 +14,18 @@ import tokenprune.methods.Workspace;
  * PagedEviction's decode step on the device (PE-REF steps 2, 3, 5; src/main/cuda/paged_eviction.cu)
  * for a batch of sequences: for every sequence whose newest block filled in this step, the block's
  * score per layer (mean of its token scores) is cached in the per-block score array, and, if the
- * sequence is over the budget, the victim block is chosen (smallest layer-aggregated score among the
- * candidates, never block 0 nor the newest block, ties to the lowest index) and removed on the
+ * sequence is over the budget, the victim block is chosen by {@link PagedEvictionOptions} (default:
+ * smallest layer-aggregated score among the candidates, ties to the lowest index; or the largest, a
+ * hashed random candidate, or block 1; never block 0 nor the newest block) and removed on the
  * device: block table row and score rows shift left, kv_len −= B. Two launches (decide, apply), no
  * host synchronisation; the victims and the freed physical blocks come back per sequence (−1 = none)
  * for the host's {@link PagedKvCache} ({@link #applyTo}).
  *
  * <p>The token scores of the filled blocks come from {@link KvTokenScores} (one launch per layer,
  * {@code begin = kv_len − B}, B tokens per filled sequence), written layer-major into
- * {@code fillScores[(l · fills + f) · B + j]}.
+ * {@code fillScores[(l · fills + f) · B + j]}. Rules that read no score
+ * ({@link PagedEvictionOptions#readsScores()} false) skip that scoring and leave the new blocks' cached
+ * scores unset (NaN).
  */
 public final class PagedEviction {
     private PagedEviction() {
@@ -89,7 +92,7 @@ public final class PagedEviction {
     /**
      * Device pointers in, on the caller's stream, no sync: queues the decision and its application.
      * {@code fillAt}: seqs ints (validated by the caller: −1 .. fills − 1); {@code fillScores}: layers ×
-     * fills × B floats (may be null when fills == 0); {@code victims}, {@code freed}: seqs ints out.
+     * fills × B floats (may be null when fills == 0 or when {@code options} reads no scores); {@code victims}, {@code freed}: seqs ints out.
      * On rejection ({@link Pending#await} throws) neither the state nor the outputs are changed.
      */
     public static Pending decideOnDevice(DeviceState state, DeviceBuffer fillScores, int fills, DeviceBuffer fillAt, PagedEvictionOptions options,
@@ -100,7 +103,7 @@ public final class PagedEviction {
         int seqs = state.seqs();
         if (fills < 0) throw new IllegalArgumentException("fills: must be >= 0, was " + fills);
         if (fillAt.bytes() < 4L * seqs) throw new IllegalArgumentException("fillAt: needs seqs ints");
-        if (fills > 0 && (fillScores == null || fillScores.bytes() < 4L * state.layers() * fills * state.blockSize()))
+        if (fills > 0 && options.readsScores() && (fillScores == null || fillScores.bytes() < 4L * state.layers() * fills * state.blockSize()))
             throw new IllegalArgumentException("fillScores: needs layers x fills x blockSize floats");
         if (victims.bytes() < 4L * seqs || freed.bytes() < 4L * seqs) throw new IllegalArgumentException("victims, freed: need seqs ints each");
         StatusWord status = ws.status();
@@ -117,8 +120,8 @@ public final class PagedEviction {
         StatusWord status = ws.status();
         DeviceBuffer stage = ws.scratch("pagedEviction.stage", 8L * seqs);
         DeviceBuffer newScores = ws.scratch("pagedEviction.newScores", 4L * state.layers() * seqs);
-        PagedEvictionKernel.launchDecide(device, stream, fills > 0 ? fillScores : stage, fills, fillAt, state.layers(), state.blockSize(), seqs,
-                state.budget(), options.window(), options.layerAgg().code(), state.blockTables(), state.tableStride(), state.numBlocks(),
+        PagedEvictionKernel.launchDecide(device, stream, fills > 0 && fillScores != null ? fillScores : stage, fills, fillAt, state.layers(),
+                state.blockSize(), seqs, state.budget(), options.window(), options.layerAgg().code(), options.victimRule(), options.seed(), state.blockTables(), state.tableStride(), state.numBlocks(),
                 state.blockScores(), state.kvLen(), state.logicalLen(), stage, newScores, status.buffer(), epoch);
         PagedEvictionKernel.launchApply(device, stream, stage, newScores, fillAt, state.layers(), state.blockSize(), seqs, state.blockTables(),
                 state.tableStride(), state.blockScores(), state.kvLen(), victims, freed, status.buffer(), epoch);
@@ -128,7 +131,8 @@ public final class PagedEviction {
      * The whole decode step on the device, no sync: the token scores of every block that just filled
      * (one tp_kv_token_score_* launch per layer over {@code layerCaches}, reading tokens kv_len − B ..
      * kv_len − 1 through the state's block tables), then {@link #decideOnDevice}'s two launches, all
-     * under one status epoch (L + 2 launches). {@code kvLen} and {@code filled} are the host's copies
+     * under one status epoch (L + 2 launches; 2 when {@code options} reads no scores: random victims,
+     * a window of 1, the StreamingLLM preset). {@code kvLen} and {@code filled} are the host's copies
      * (pre-eviction kv_len; which sequences' newest block filled in this step): they give the
      * fill rows (in sequence order) and are uploaded through the workspace only when they change.
      * A NaN/Inf key or value of a filled block, or anything {@link #decideOnDevice} rejects, makes
@@ -162,8 +166,9 @@ public final class PagedEviction {
         StatusWord status = ws.status();
         int epoch = status.nextEpoch(stream);
         DeviceBuffer fillAtD = ws.ints("pagedEviction.fillAt", fillAt, stream);
-        DeviceBuffer fillScores = ws.scratch("pagedEviction.fillScores", 4L * state.layers() * fills * b);
-        if (fills > 0) {
+        boolean scoring = fills > 0 && options.readsScores();
+        DeviceBuffer fillScores = scoring ? ws.scratch("pagedEviction.fillScores", 4L * state.layers() * fills * b) : null;
+        if (scoring) {
             DeviceBuffer beginD = ws.ints("pagedEviction.fillBegin", begin, stream);
             DeviceBuffer offsetsD = ws.ints("pagedEviction.fillOffsets", outOffsets, stream);
             long layerBytes = 4L * fills * b;
@@ -194,7 +199,7 @@ public final class PagedEviction {
             device.upload(b.kvLen(), kv, stream);
             device.upload(int64Words(b.logicalLen()), logical, stream);
             device.upload(b.fillAt(), fillAt, stream);
-            if (b.fillScores().length > 0) device.upload(b.fillScores(), fillScores, stream);
+            if (b.fillScores().length > 0) device.upload(b.fillScores(), fillScores, stream);  // ignored when the options read no scores
             DeviceState state = new DeviceState(seqs, b.layers(), b.blockSize(), b.budget(), b.numBlocks(), tables, b.tableStride(), scores, kv, logical);
             decideOnDevice(state, fillScores, b.fills(), fillAt, options, victims, freed, ws, stream).await();
             int[] v = new int[seqs], f = new int[seqs], t = new int[b.blockTables().length], k = new int[seqs];
@@ -242,7 +247,8 @@ public final class PagedEviction {
 
     /**
      * Applies a decision to the host bookkeeping: for every sequence s that filled, the new block's
-     * score (the layer mean, informational: the device rows are authoritative) is set, and its victim
+     * score (the layer mean, informational: the device rows are authoritative; left unset when the
+     * rule scored nothing) is set, and its victim
      * is evicted with {@link PagedKvCache#evictBlock} semantics (the physical block must be the one the
      * kernel freed). The caller runs {@link PagedKvCache#reclaimEvicted()} after the step's kernels.
      */
@@ -254,7 +260,7 @@ public final class PagedEviction {
             int last = d.kvLen()[s] / cache.blockSize() - 1;
             float sum = 0;
             for (int l = 0; l < layers; l++) sum += d.blockScores()[(l * seqs + s) * w + last];
-            cache.setBlockScore(ids[s], nb - 1, sum / layers);
+            if (Float.isFinite(sum)) cache.setBlockScore(ids[s], nb - 1, sum / layers);
             if (d.victims()[s] >= 0) {
                 int phys = cache.evictBlock(ids[s], d.victims()[s]);
                 if (phys != d.freed()[s]) throw new IllegalStateException("sequence " + ids[s] + ": evicted physical block " + phys + ", the kernel freed " + d.freed()[s]);
@@ -313,6 +319,62 @@ public final class PagedEviction {
         return Pending.of(status, epoch, stream, "scores: a prompt's token score is NaN or infinite");
     }
 
+    /**
+     * StreamingLLM's paged prefill (SL-5; {@link PagedEvictionOptions.Prefill#RECENT}): the score is the
+     * position, so each prompt over the budget keeps [0, B), its most recent C − 2B middle tokens and the
+     * last B + r; device pointers out, no scores read, no scratch; one launch, no sync.
+     */
+    public static Pending prefillKeepRecentOnDevice(int[] rowOffsets, int budget, int blockSize, DeviceBuffer kept, Workspace ws, Stream stream) {
+        if (kept == null || ws == null || stream == null) throw new IllegalArgumentException("kept, ws, stream: must not be null");
+        ws.requireStream(stream);
+        int[] keepOffsets = prefillKeepOffsets(rowOffsets, budget, blockSize);
+        int seqs = rowOffsets.length - 1;
+        if (kept.bytes() < 4L * keepOffsets[seqs]) throw new IllegalArgumentException("kept: needs " + keepOffsets[seqs] + " ints");
+        StatusWord status = ws.status();
+        int epoch = status.nextEpoch(stream);
+        if (keepOffsets[seqs] > 0) {
+            DeviceBuffer rows = ws.ints("pagedEviction.prefillRows", rowOffsets, stream);
+            DeviceBuffer keeps = ws.ints("pagedEviction.prefillKeeps", keepOffsets, stream);
+            PagedEvictionKernel.launchPrefill(ws.device(), stream, null, rows, seqs, budget, blockSize, keeps, null, null, kept, status.buffer(), epoch);
+        }
+        return Pending.of(status, epoch, stream, "prefill: rejected");
+    }
+
+    /**
+     * The prefill rule of {@code options}: {@link #prefillKeepOnDevice(DeviceBuffer, int[], int, int, DeviceBuffer, Workspace, Stream)}
+     * for {@link PagedEvictionOptions.Prefill#SCORES}, {@link #prefillKeepRecentOnDevice} for
+     * {@link PagedEvictionOptions.Prefill#RECENT} ({@code scores} is then not read and may be null).
+     */
+    public static Pending prefillKeepOnDevice(DeviceBuffer scores, int[] rowOffsets, int budget, int blockSize, PagedEvictionOptions options,
+                                              DeviceBuffer kept, Workspace ws, Stream stream) {
+        if (options == null) throw new IllegalArgumentException("options: must not be null");
+        return options.prefill() == PagedEvictionOptions.Prefill.RECENT ? prefillKeepRecentOnDevice(rowOffsets, budget, blockSize, kept, ws, stream)
+                : prefillKeepOnDevice(scores, rowOffsets, budget, blockSize, kept, ws, stream);
+    }
+
+    /** Host arrays in: per prompt the kept positions of {@link #prefillKeepRecentOnDevice}, ascending. */
+    public static int[][] prefillKeepRecent(KernelDevice device, int[] rowOffsets, int budget, int blockSize) {
+        if (device == null) throw new IllegalArgumentException("device: must not be null");
+        int[] keepOffsets = prefillKeepOffsets(rowOffsets, budget, blockSize);
+        int seqs = rowOffsets.length - 1;
+        int[] flat = new int[keepOffsets[seqs]];
+        Stream stream = device.defaultStream();
+        try (Workspace ws = new Workspace(device, stream);
+             DeviceBuffer kept = device.alloc(Math.max(4L, 4L * flat.length))) {
+            prefillKeepRecentOnDevice(rowOffsets, budget, blockSize, kept, ws, stream).await();
+            if (flat.length > 0) device.download(kept, flat, stream);
+            stream.synchronize();
+        }
+        return split(flat, keepOffsets);
+    }
+
+    private static int[][] split(int[] flat, int[] keepOffsets) {
+        int seqs = keepOffsets.length - 1;
+        int[][] out = new int[seqs][];
+        for (int s = 0; s < seqs; s++) out[s] = Arrays.copyOfRange(flat, keepOffsets[s], keepOffsets[s + 1]);
+        return out;
+    }
+
     /** Host arrays in: per prompt the kept positions, ascending. */
     public static int[][] prefillKeep(KernelDevice device, float[] scores, int[] rowOffsets, int budget, int blockSize) {
         if (device == null || scores == null) throw new IllegalArgumentException("device, scores: must not be null");
@@ -329,8 +391,6 @@ public final class PagedEviction {
             if (flat.length > 0) device.download(kept, flat, stream);
             stream.synchronize();
         }
-        int[][] out = new int[seqs][];
-        for (int s = 0; s < seqs; s++) out[s] = Arrays.copyOfRange(flat, keepOffsets[s], keepOffsets[s + 1]);
-        return out;
+        return split(flat, keepOffsets);
     }
 }

@@ -37,7 +37,44 @@ public final class PagedEvictionReference {
             case INV_K -> 1.0 / (mk + eps);
             case V -> mv;
             case K_PLUS_V -> mk + mv;
+            case RANDOM -> throw new IllegalArgumentException("options: the random score depends on the token's place (randomScore), not on norms");
         };
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // counter-based hashing, bit for bit as common.cuh's tp_mix64 / tp_hash3 / tp_hash_unit
+    // ---------------------------------------------------------------------------------------------
+
+    /** SplitMix64's finaliser. */
+    public static long mix64(long z) {
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        return z ^ (z >>> 31);
+    }
+
+    /** A hash of three 64-bit keys, each offset by the golden-ratio constant. */
+    public static long hash3(long a, long b, long c) {
+        long g = 0x9e3779b97f4a7c15L;
+        return mix64(mix64(mix64(a + g) ^ (b + g)) ^ (c + g));
+    }
+
+    /** The top 24 bits as a float in [0, 1) (exact: an integer below 2^24 times 2^-24). */
+    public static float hashUnit(long h) {
+        return (float) (h >>> 40) * 0x1p-24f;
+    }
+
+    /** The {@code random} token score of (physical block, slot) under {@code seed}. */
+    public static float randomScore(long seed, int physicalBlock, int slot) {
+        return hashUnit(hash3(seed, physicalBlock, slot));
+    }
+
+    /**
+     * The random victim rule: candidate 1 + ⌊u · hi⌋ of 1 .. hi, u = the top 32 bits of
+     * hash3(seed, logical length, row) / 2^32 (an exact multiply-high).
+     */
+    public static int randomVictim(long seed, long logicalLen, int row, int hi) {
+        long u = hash3(seed, logicalLen, row) >>> 32;
+        return 1 + (int) ((u * hi) >>> 32);
     }
 
     /** One cache element as a float: {@code cache} is a float[] (F32) or a short[] of raw 16-bit patterns. */
@@ -56,6 +93,10 @@ public final class PagedEvictionReference {
     public static double[] tokenScores(KvLayout layout, Object cache, int[] table, int begin, int end, KvScoreOptions o) {
         int b = layout.blockSize(), heads = layout.kvHeads(), d = layout.headDim();
         double[] out = new double[end - begin];
+        if (o.metric() == KvScoreOptions.Metric.RANDOM) {
+            for (int t = begin; t < end; t++) out[t - begin] = randomScore(o.seed(), table[t / b], t % b);
+            return out;
+        }
         double[] nk = new double[heads], nv = new double[heads];
         for (int t = begin; t < end; t++) {
             int block = table[t / b], slot = t % b;
@@ -113,6 +154,16 @@ public final class PagedEvictionReference {
     }
 
     /**
+     * StreamingLLM's paged prefill (SL-5): {@link #prefillKeep} with score = position, i.e. block 0,
+     * the most recent C − 2B middle tokens and the last B + r.
+     */
+    public static int[] prefillKeepRecent(int length, int budget, int blockSize) {
+        double[] position = new double[length];
+        for (int i = 0; i < length; i++) position[i] = i;
+        return prefillKeep(position, budget, blockSize);
+    }
+
+    /**
      * Step 2 in the decode kernel's exact fp32 arithmetic: the token scores summed sequentially in
      * position order in float, then divided by their count in float.
      */
@@ -128,8 +179,10 @@ public final class PagedEvictionReference {
      * n_blocks = kv_len / B; the new block's score per layer is {@link #blockScoreF32} of its B token
      * scores and is cached at index n_blocks - 1; if logical length > C and kv_len - B >= C, the victim
      * is the candidate (1 .. n_blocks - 2, or 1 .. min(k, n_blocks - 2) for a local window) with the
-     * smallest layer sum (summed in layer order in fp32; layer 0 alone in LAYER0 mode), ties to the
-     * lowest index; it is removed from the table and every layer's score row (the tail shifts left,
+     * smallest (ARGMIN) or largest (ARGMAX) layer sum (summed in layer order in fp32; layer 0 alone in
+     * LAYER0 mode), ties to the lowest index; or {@link #randomVictim} (RANDOM), or block 1 (a window of
+     * 1). Rules that read no score ({@link PagedEvictionOptions#readsScores()} false) ignore the fill
+     * scores, cache NaN for the new block and never reject a score. The victim is removed from the table and every layer's score row (the tail shifts left,
      * the vacated entry becomes -1 / NaN) and kv_len -= B. Throws IllegalArgumentException, before
      * producing anything, where the kernel rejects: a filled kv_len that is not a positive multiple of
      * B within the table, a NaN/Inf filled token score or candidate block score, a victim's physical
@@ -148,7 +201,8 @@ public final class PagedEvictionReference {
             if (f < 0) continue;
             int len = kv[s], nb = len / b;
             if (len < b || len % b != 0 || nb > w) throw new IllegalArgumentException(rejection("kv_len " + len + " of sequence " + s));
-            for (int l = 0; l < layers; l++) {
+            for (int l = 0; l < layers && !o.readsScores(); l++) fresh[l] = Float.NaN;
+            for (int l = 0; l < layers && o.readsScores(); l++) {
                 int from = (l * in.fills() + f) * b;
                 for (int j = 0; j < b; j++)
                     if (!Float.isFinite(in.fillScores()[from + j])) throw new IllegalArgumentException(rejection("a token score of sequence " + s));
@@ -160,8 +214,11 @@ public final class PagedEvictionReference {
                 int hi = nb - 2;
                 if (!o.global() && o.window() < hi) hi = o.window();
                 int aggLayers = o.layerAgg() == PagedEvictionOptions.LayerAgg.LAYER0 ? 1 : layers;
+                boolean argmax = o.victim() == PagedEvictionOptions.Victim.ARGMAX;
                 float best = 0;
-                for (int j = 1; j <= hi; j++) {
+                if (!o.readsScores() && hi >= 1)
+                    victim = o.victimRule() == PagedEvictionOptions.Victim.RANDOM.code() ? randomVictim(o.seed(), in.logicalLen()[s], s, hi) : 1;
+                for (int j = 1; j <= hi && o.readsScores(); j++) {
                     float sum = 0f;
                     for (int l = 0; l < aggLayers; l++) {
                         float v = scores[(l * seqs + s) * w + j];
@@ -169,7 +226,7 @@ public final class PagedEvictionReference {
                         sum += v;
                     }
                     if (!Float.isFinite(sum)) throw new IllegalArgumentException(rejection("the layer sum of candidate " + j + " of sequence " + s));
-                    if (victim < 0 || sum < best) {
+                    if (victim < 0 || (argmax ? sum > best : sum < best)) {
                         best = sum;
                         victim = j;
                     }
