@@ -35,7 +35,10 @@ import tokenprune.reference.PagedEvictionReference;
  * steps that append one token per sequence and, whenever a block fills, run the batched decision
  * (on a kernel device: {@link PagedEviction#decodeStepOnDevice} on device-resident state; on cpu:
  * {@link PagedEvictionReference}) and apply it to a {@link PagedKvCache}, whose invariants are
- * checked after every step. {@code --check} compares every decision with the reference.
+ * checked after every step. {@code --check} compares every decision with the reference. The PE-REF
+ * options of methods-kv.md §2.3.1 / §2.4 are exposed: {@code --score}, {@code --head-agg},
+ * {@code --window}, {@code --victim}, {@code --layer-agg}, and {@code --preset streaming}
+ * (StreamingLLM's paged variant, SL-5); {@code --seed} also seeds the random score and victim.
  */
 final class KvEvictCommand {
     /** A decision that disagrees with the reference, or a broken cache invariant: exit 1. */
@@ -46,7 +49,7 @@ final class KvEvictCommand {
     }
 
     private static final Set<String> VALUED = Set.of("--layers", "--kv-heads", "--head-dim", "--block", "--budget", "--prompt", "--steps", "--batch",
-            "--layout", "--dtype", "--device", "--seed");
+            "--layout", "--dtype", "--device", "--seed", "--score", "--head-agg", "--window", "--victim", "--layer-agg", "--preset");
     private static final Set<String> SIZES = Set.of("--layers", "--kv-heads", "--head-dim", "--budget", "--prompt", "--steps");
 
     private KvEvictCommand() {
@@ -66,6 +69,8 @@ final class KvEvictCommand {
             default -> throw new UsageException("--dtype: expected f16, bf16 or f32, got '" + a.get("--dtype", "") + "'");
         };
         long seed = a.intValue("--seed", 1);
+        KvScoreOptions scoreOptions = scoreOptions(a, seed);
+        PagedEvictionOptions options = evictionOptions(a, seed);
         String deviceName = a.get("--device", "auto");
         try (Device device = Devices.open(deviceName)) {
             boolean small = device.kind() != DeviceKind.CUDA;
@@ -94,9 +99,79 @@ final class KvEvictCommand {
             if (small && !defaulted.isEmpty())
                 out.println("note: " + device.kind().cliName() + " is slow; " + String.join(", ", defaulted.stream().sorted().toList())
                         + " not given, using a small model (2 layers, 2 kv heads, head dim 16, prompt 200, budget 96, steps 64)");
-            Run r = new Run(device, kind, dtype, layers, heads, headDim, b, budget, prompts, steps, seed, a.has("--check"), out);
+            Run r = new Run(device, kind, dtype, layers, heads, headDim, b, budget, prompts, steps, seed, scoreOptions, options, a.has("--check"), out);
             r.execute();
         }
+    }
+
+    /** --score v_over_k|inv_k|v|k_plus_v|random, --head-agg mean_of_ratios|ratio_of_means. */
+    static KvScoreOptions scoreOptions(Args a, long seed) {
+        KvScoreOptions.Metric metric = switch (a.get("--score", "v_over_k")) {
+            case "v_over_k" -> KvScoreOptions.Metric.V_OVER_K;
+            case "inv_k" -> KvScoreOptions.Metric.INV_K;
+            case "v" -> KvScoreOptions.Metric.V;
+            case "k_plus_v" -> KvScoreOptions.Metric.K_PLUS_V;
+            case "random" -> KvScoreOptions.Metric.RANDOM;
+            default -> throw new UsageException("--score: expected v_over_k, inv_k, v, k_plus_v or random, got '" + a.get("--score", "") + "'");
+        };
+        KvScoreOptions.HeadAgg agg = switch (a.get("--head-agg", "mean_of_ratios")) {
+            case "mean_of_ratios" -> KvScoreOptions.HeadAgg.MEAN_OF_RATIOS;
+            case "ratio_of_means" -> KvScoreOptions.HeadAgg.RATIO_OF_MEANS;
+            default -> throw new UsageException("--head-agg: expected mean_of_ratios or ratio_of_means, got '" + a.get("--head-agg", "") + "'");
+        };
+        return new KvScoreOptions(metric, agg, KvScoreOptions.DEFAULT_EPS, seed);
+    }
+
+    /** --preset pe|streaming, --window global|local[:K], --victim argmin|argmax|random, --layer-agg mean|layer0. */
+    static PagedEvictionOptions evictionOptions(Args a, long seed) {
+        String preset = a.get("--preset", "pe");
+        PagedEvictionOptions o;
+        if (preset.equals("streaming")) {
+            for (String fixed : List.of("--score", "--head-agg", "--window", "--victim", "--layer-agg"))
+                if (a.has(fixed)) throw new UsageException(fixed + ": not with --preset streaming (it keeps the most recent tokens and always evicts block 1)");
+            return PagedEvictionOptions.streamingLlm().withSeed(seed);
+        } else if (!preset.equals("pe")) {
+            throw new UsageException("--preset: expected pe or streaming, got '" + preset + "'");
+        }
+        String w = a.get("--window", "global");
+        int window;
+        if (w.equals("global")) {
+            window = 0;
+        } else if (w.equals("local")) {
+            window = PagedEvictionOptions.DEFAULT_LOCAL_WINDOW;
+        } else if (w.startsWith("local:")) {
+            try {
+                window = Integer.parseInt(w.substring(6).trim());
+            } catch (NumberFormatException e) {
+                throw new UsageException("--window: expected global, local or local:K, got '" + w + "'");
+            }
+            if (window < 1) throw new UsageException("--window: local:K needs K >= 1, was " + window);
+        } else {
+            throw new UsageException("--window: expected global, local or local:K, got '" + w + "'");
+        }
+        PagedEvictionOptions.Victim victim = switch (a.get("--victim", "argmin")) {
+            case "argmin" -> PagedEvictionOptions.Victim.ARGMIN;
+            case "argmax" -> PagedEvictionOptions.Victim.ARGMAX;
+            case "random" -> PagedEvictionOptions.Victim.RANDOM;
+            default -> throw new UsageException("--victim: expected argmin, argmax or random, got '" + a.get("--victim", "") + "'");
+        };
+        PagedEvictionOptions.LayerAgg agg = switch (a.get("--layer-agg", "mean")) {
+            case "mean" -> PagedEvictionOptions.LayerAgg.MEAN_OVER_LAYERS;
+            case "layer0" -> PagedEvictionOptions.LayerAgg.LAYER0;
+            default -> throw new UsageException("--layer-agg: expected mean or layer0, got '" + a.get("--layer-agg", "") + "'");
+        };
+        o = new PagedEvictionOptions(window, agg, victim, seed, PagedEvictionOptions.Prefill.SCORES);
+        return o;
+    }
+
+    /** One line naming the active options. */
+    static String describe(KvScoreOptions so, PagedEvictionOptions o) {
+        String score = o.prefill() == PagedEvictionOptions.Prefill.RECENT && !o.readsScores() ? "none (position)"
+                : so.metric().name().toLowerCase(Locale.ROOT) + (so.metric() == KvScoreOptions.Metric.V_OVER_K ? " " + so.headAgg().name().toLowerCase(Locale.ROOT) : "");
+        String window = o.global() ? "global" : "local:" + o.window();
+        String victim = o.window() == 1 ? "block 1" : o.victim().name().toLowerCase(Locale.ROOT);
+        return "options: score " + score + ", window " + window + ", victim " + victim + ", layer-agg " + (o.layerAgg() == PagedEvictionOptions.LayerAgg.LAYER0 ? "layer0" : "mean")
+                + ", prefill " + o.prefill().name().toLowerCase(Locale.ROOT);
     }
 
     private static int positive(Args a, String name, int fallback) {
@@ -118,12 +193,14 @@ final class KvEvictCommand {
         final Object[] host;  // per layer: float[] or short[] (layout.elements())
         final PagedKvCache cache;
         final int[] ids;
-        final KvScoreOptions scoreOptions = KvScoreOptions.defaults();
-        final PagedEvictionOptions options = PagedEvictionOptions.defaults();
+        final KvScoreOptions scoreOptions;
+        final PagedEvictionOptions options;
         float[] scores;  // layers x seqs x width, NaN = unset (mirror of the device's state)
 
         Run(Device device, KvLayout.Kind kind, DType dtype, int layers, int heads, int headDim, int b, int budget, int[] prompts, int steps, long seed,
-            boolean check, PrintStream out) {
+            KvScoreOptions scoreOptions, PagedEvictionOptions options, boolean check, PrintStream out) {
+            this.scoreOptions = scoreOptions;
+            this.options = options;
             this.device = device;
             this.kd = device instanceof KernelDevice k ? k : null;
             this.dtype = dtype;
@@ -174,6 +251,7 @@ final class KvEvictCommand {
         }
 
         void execute() {
+            out.println(describe(scoreOptions, options));
             prefill();
             if (kd != null) {
                 Stream stream = kd.defaultStream();
@@ -240,8 +318,11 @@ final class KvEvictCommand {
                         System.arraycopy(randomToken(null), 0, prompt, (int) pl.offset(0, blk, t % b, 0, 0), n);
                         System.arraycopy(randomToken(null), 0, prompt, (int) pl.offset(1, blk, t % b, 0, 0), n);
                     }
+                boolean recent = options.prefill() == PagedEvictionOptions.Prefill.RECENT;
                 float[] ts = new float[total];
-                if (kd != null) {
+                if (recent) {  // score = position: nothing to read
+                    for (int s = 0; s < seqs; s++) for (int t = 0; t < prompts[s]; t++) ts[rowOffsets[s] + t] = Float.NaN;
+                } else if (kd != null) {
                     int[] begin = new int[seqs];
                     ts = KvTokenScores.score(kd, pl, prompt, ptables, pw, begin, prompts, scoreOptions);
                 } else {
@@ -251,7 +332,13 @@ final class KvEvictCommand {
                     }
                 }
                 int[][] kept;
-                if (kd != null) {
+                if (recent) {
+                    kept = kd != null ? PagedEviction.prefillKeepRecent(kd, rowOffsets, budget, b) : new int[seqs][];
+                    if (kd == null) for (int s = 0; s < seqs; s++) kept[s] = PagedEvictionReference.prefillKeepRecent(prompts[s], budget, b);
+                    if (check) for (int s = 0; s < seqs; s++)
+                        if (!Arrays.equals(kept[s], PagedEvictionReference.prefillKeepRecent(prompts[s], budget, b)))
+                            throw new CheckFailed("prefill: sequence " + s + " kept positions differ from the reference");
+                } else if (kd != null) {
                     kept = PagedEviction.prefillKeep(kd, ts, rowOffsets, budget, b);
                 } else {
                     kept = new int[seqs][];
@@ -271,7 +358,7 @@ final class KvEvictCommand {
                         System.arraycopy(prompt, (int) pl.offset(1, src, t % b, 0, 0), host[l], (int) layout.offset(1, table[i / b], i % b, 0, 0), n);
                         keptScores[i] = ts[rowOffsets[s] + t];
                     }
-                    for (int j = 0; j < kept[s].length / b; j++) {
+                    for (int j = 0; j < kept[s].length / b && !recent; j++) {
                         float v = PagedEvictionReference.blockScoreF32(keptScores, j * b, b);
                         scores[(l * seqs + s) * width + j] = v;
                         blockSums[s][j] += v;
@@ -279,7 +366,8 @@ final class KvEvictCommand {
                 }
             }
             for (int s = 0; s < seqs; s++) {
-                for (int j = 0; j < keepCount[s] / b; j++) cache.setBlockScore(ids[s], j, blockSums[s][j] / layers);
+                if (options.prefill() == PagedEvictionOptions.Prefill.SCORES)
+                    for (int j = 0; j < keepCount[s] / b; j++) cache.setBlockScore(ids[s], j, blockSums[s][j] / layers);
                 out.printf(Locale.ROOT, "prefill: seq %d prompt %d kept %d tokens in %d blocks%n", s, prompts[s], keepCount[s], cache.blockTable(ids[s]).length);
             }
             cache.checkInvariants();
@@ -335,6 +423,8 @@ final class KvEvictCommand {
         private void decode(DeviceStepper dev) {
             int n = heads * headDim;
             int[] evictions = new int[seqs];
+            List<List<Integer>> victimBlocks = new ArrayList<>();
+            for (int s = 0; s < seqs; s++) victimBlocks.add(new ArrayList<>());
             double[] stepMs = new double[steps];
             List<Double> decisionMs = new ArrayList<>();
             int checked = 0;
@@ -355,7 +445,7 @@ final class KvEvictCommand {
                 }
                 if (fills > 0) {
                     float[] fillScores = new float[layers * fills * b];
-                    if (dev == null || check) {
+                    if ((dev == null || check) && options.readsScores()) {
                         for (int s = 0; s < seqs; s++) {
                             if (!filled[s]) continue;
                             int kv = cache.kvLen(ids[s]);
@@ -383,7 +473,11 @@ final class KvEvictCommand {
                         checked++;
                     }
                     PagedEviction.applyTo(cache, ids, batch, got);
-                    for (int s = 0; s < seqs; s++) if (got.victims()[s] >= 0) evictions[s]++;
+                    for (int s = 0; s < seqs; s++)
+                        if (got.victims()[s] >= 0) {
+                            evictions[s]++;
+                            victimBlocks.get(s).add(got.victims()[s]);
+                        }
                     scores = got.blockScores();
                     cache.reclaimEvicted();
                 }
@@ -397,14 +491,15 @@ final class KvEvictCommand {
             int total = Arrays.stream(evictions).sum();
             out.printf(Locale.ROOT, "decode: %d steps, %d decision steps, %d evictions%n", steps, decisionMs.size(), total);
             for (int s = 0; s < seqs; s++)
-                out.printf(Locale.ROOT, "seq %d: blocks held %d, kv_len %d, logical %d, evictions %d%n", s, cache.blockTable(ids[s]).length,
-                        cache.kvLen(ids[s]), cache.logicalLength(ids[s]), evictions[s]);
+                out.printf(Locale.ROOT, "seq %d: blocks held %d, kv_len %d, logical %d, evictions %d, victim blocks %s%n", s, cache.blockTable(ids[s]).length,
+                        cache.kvLen(ids[s]), cache.logicalLength(ids[s]), evictions[s], victimBlocks.get(s));
             if (steps > 0)
                 out.printf(Locale.ROOT, "time per decode step: mean %.4f ms, median %.4f ms (wall clock, host bookkeeping and K/V writes included)%n",
                         mean(stepMs), median(stepMs));
             if (!decisionMs.isEmpty()) {
                 double[] d = decisionMs.stream().mapToDouble(Double::doubleValue).toArray();
-                String how = dev == null ? "wall clock, reference" : device.kind() == DeviceKind.CUDA ? "device timer, L + 2 launches" : "simulator wall clock";
+                String launches = options.readsScores() ? "L + 2 launches" : "2 launches";
+                String how = dev == null ? "wall clock, reference" : device.kind() == DeviceKind.CUDA ? "device timer, " + launches : "simulator wall clock";
                 out.printf(Locale.ROOT, "time per decision: mean %.4f ms, median %.4f ms (%s)%n", mean(d), median(d), how);
             }
             if (check) out.println("check: " + checked + " decisions match the reference");
@@ -423,7 +518,7 @@ final class KvEvictCommand {
                 for (int l = 0; l < layers; l++)
                     for (int j = 0; j < width; j++) {
                         float w = want.blockScores()[(l * seqs + s) * width + j], g = got.blockScores()[(l * seqs + s) * width + j];
-                        boolean ok = j == last ? Math.abs(w - g) <= 2e-5 * Math.abs(w) + 1e-6 : Float.floatToIntBits(w) == Float.floatToIntBits(g);
+                        boolean ok = Float.floatToIntBits(w) == Float.floatToIntBits(g) || j == last && Math.abs(w - g) <= 2e-5 * Math.abs(w) + 1e-6;
                         if (!ok) throw new CheckFailed(where + "block score layer " + l + " block " + j + " is " + g + ", reference " + w);
                     }
             }

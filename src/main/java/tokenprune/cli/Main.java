@@ -25,6 +25,8 @@ public final class Main {
             "           --image-start S --image-length L --keep K --output Y.npy   (one pruning stage)",
             "  kv-evict [--device ...] [--layers 32] [--kv-heads 8] [--head-dim 128] [--block 16] [--budget 1024] [--prompt 2048[,L2,...]]",
             "           [--steps 256] [--batch 1] [--layout flashattention|flashinfer] [--dtype f16|bf16|f32] [--seed 1] [--check]",
+            "           [--score v_over_k|inv_k|v|k_plus_v|random] [--head-agg mean_of_ratios|ratio_of_means] [--window global|local[:K]]",
+            "           [--victim argmin|argmax|random] [--layer-agg mean|layer0] [--preset pe|streaming (StreamingLLM paged: recent prefill, evict block 1)]",
             "           synthetic PagedEviction prefill + decode on random K/V (small defaults on sim/cpu); --check compares with the reference",
             "  devices  which devices can run here, and why not",
             "  demo     [--device ...]  DivPrune on built-in sample tokens, checked against the reference",

@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 import tokenprune.device.sim.SimDevice;
 
-/** {@code kv-evict} on cpu and sim with tiny shapes, its bad inputs, and the KV bench ops. */
+/** {@code kv-evict} on cpu and sim with tiny shapes, its PE-REF parity options, its bad inputs, and the KV bench ops. */
 class KvEvictCliTest {
     @TempDir
     Path dir;
@@ -92,6 +92,16 @@ class KvEvictCliTest {
             {"--steps", "-1"},
             {"--block", "0"},
             {"--frobnicate"},
+            {"--score", "norm"},
+            {"--head-agg", "median"},
+            {"--victim", "oldest"},
+            {"--window", "local:0"},
+            {"--window", "local:x"},
+            {"--window", "sliding"},
+            {"--layer-agg", "max"},
+            {"--preset", "h2o"},
+            {"--preset", "streaming", "--victim", "argmax"},
+            {"--preset", "streaming", "--score", "random"},
         };
         for (String[] b : bad) {
             String[] args = new String[3 + b.length];
@@ -135,5 +145,50 @@ class KvEvictCliTest {
         }
         assertTrue(lines.stream().anyMatch(l -> l.startsWith("kv-score,") && l.contains(",f16,2,48,")), String.join("\n", lines));
         assertTrue(lines.stream().anyMatch(l -> l.startsWith("kv-decide,") && l.contains(",f32,2,48,")), String.join("\n", lines));
+    }
+
+    /** The victim-blocks lists of the per-sequence lines. */
+    private static List<String> victims(String out) {
+        List<String> v = new java.util.ArrayList<>();
+        for (String line : out.split("\n")) if (line.startsWith("seq ")) v.add(line.substring(line.indexOf("victim blocks")));
+        return v;
+    }
+
+    @Test
+    void parityOptionsPassTheCheckAndAgreeOnCpuAndSim() {
+        boolean sim = SimDevice.available();
+        String[][] modes = {{}, {"--victim", "argmax"}, {"--victim", "random"}, {"--victim", "random", "--window", "local:2"}, {"--score", "random"},
+            {"--score", "k_plus_v", "--window", "local", "--layer-agg", "layer0"}, {"--score", "v_over_k", "--head-agg", "ratio_of_means"},
+            {"--preset", "streaming"}};
+        List<List<String>> seen = new java.util.ArrayList<>();
+        for (String[] mode : modes) {
+            CliTest.Result cpu = kvEvict("cpu", mode);
+            String what = String.join(" ", mode);
+            assertEquals(0, cpu.code(), what + ": " + cpu.err());
+            assertTrue(cpu.out().contains("check: 11 decisions match the reference"), what + "\n" + cpu.out());
+            assertTrue(cpu.out().contains("decode: 30 steps, 11 decision steps, 9 evictions"), what + "\n" + cpu.out());
+            if (sim) {
+                CliTest.Result s = kvEvict("sim", mode);
+                assertEquals(0, s.code(), what + ": " + s.err());
+                assertEquals(summary(cpu.out()), summary(s.out()), what);
+            }
+            seen.add(victims(cpu.out()));
+        }
+        // the rules choose differently on the same data: argmin, argmax and random differ pairwise
+        assertTrue(!seen.get(0).equals(seen.get(1)) && !seen.get(0).equals(seen.get(2)) && !seen.get(1).equals(seen.get(2)), seen.toString());
+        for (List<String> v : seen.subList(0, 5))
+            for (String line : v) assertTrue(line.matches("victim blocks \\[[123](, [123])*\\]"), line);  // candidates 1 .. n_blocks - 2 = 3
+        for (String line : seen.get(3)) assertTrue(line.matches("victim blocks \\[[12](, [12])*\\]"), "local:2 " + line);
+        assertEquals(List.of("victim blocks [1, 1, 1, 1]", "victim blocks [1, 1]", "victim blocks [1, 1, 1]"), seen.get(7), "streaming evicts block 1");
+    }
+
+    @Test
+    void streamingPresetSaysWhatItDoes() {
+        CliTest.Result r = kvEvict("cpu", "--preset", "streaming");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("options: score none (position), window local:1, victim block 1, layer-agg mean, prefill recent"), r.out());
+        assertTrue(r.out().contains("prefill: seq 0 prompt 70 kept 38 tokens in 5 blocks"), r.out());
+        r = kvEvict("cpu", "--victim", "random", "--seed", "3");
+        assertTrue(r.out().contains("options: score v_over_k mean_of_ratios, window global, victim random, layer-agg mean, prefill scores"), r.out());
     }
 }
