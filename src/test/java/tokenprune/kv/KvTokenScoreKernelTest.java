@@ -28,7 +28,9 @@ import tokenprune.testing.TestDevices;
  * tp_kv_token_score_* against PagedEvictionReference: PE-1 / PE-2 by hand, random caches of awkward
  * shapes (partial last blocks, length-1 and empty sequences, ragged batches, scrambled block tables
  * whose padding would be rejected if read) in every layout and dtype, every metric, decode-style
- * partial ranges, and NaN / out-of-pool rejection.
+ * partial ranges, NaN / out-of-pool rejection; both load paths (16-byte vectorised for aligned head
+ * dims and views, element-wise otherwise); and the {@code random} score (bit-identical to the
+ * reference, reads no K/V).
  */
 class KvTokenScoreKernelTest {
     static java.util.stream.Stream<String> devices() {
@@ -244,6 +246,164 @@ class KvTokenScoreKernelTest {
             assertThrows(IllegalArgumentException.class, () -> KvTokenScores.score(device, l, ok, t, 2, new int[] {0, 0}, new int[] {1}, o));
             assertThrows(IllegalArgumentException.class, () -> new KvScoreOptions(Metric.V, HeadAgg.MEAN_OF_RATIOS, Float.NaN));
             assertEquals(0, KvTokenScores.score(device, l, ok, t, 2, new int[] {0}, new int[] {0}, o).length, "an empty range launches nothing");
+        }
+    }
+
+    /** A cache of nothing but NaN: any K/V read is rejected. */
+    static Object nanCache(KvLayout l) {
+        int n = (int) l.elements();
+        if (l.dtype() == DType.F32) {
+            float[] f = new float[n];
+            java.util.Arrays.fill(f, Float.NaN);
+            return f;
+        }
+        short[] h = new short[n];
+        java.util.Arrays.fill(h, l.dtype() == DType.F16 ? Fp16.NaN : Bf16.fromFloat(Float.NaN));
+        return h;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void randomScoreReadsNoKvAndMatchesTheReferenceBitForBit(String deviceName) {
+        try (KernelDevice device = TestDevices.open(deviceName)) {
+            Random rnd = new Random(0x7A9D);
+            int combo = 0;
+            for (KvLayout.Kind kind : KvLayout.Kind.values()) {
+                DType dtype = DType.values()[combo++ % DType.values().length];
+                int b = 1 + rnd.nextInt(9);
+                int[] lengths = {1 + rnd.nextInt(40), 0, 1, 300 + rnd.nextInt(50)};  // > 256 tokens: more than one thread block
+                int width = 1, blocks = 0;
+                for (int len : lengths) {
+                    width = Math.max(width, (len + b - 1) / b + 1);
+                    blocks += (len + b - 1) / b;
+                }
+                KvLayout l = KvLayout.of(kind, dtype, blocks + 3, b, 2, 3);
+                Object cache = nanCache(l);
+                int[] t = tables(lengths, b, width, l.numBlocks(), rnd);
+                int[] begin = {0, 0, 0, b};
+                long seed = rnd.nextLong();
+                float[] got = KvTokenScores.score(device, l, cache, t, width, begin, lengths, KvScoreOptions.random(seed));
+                float[] other = KvTokenScores.score(device, l, cache, t, width, begin, lengths, KvScoreOptions.random(seed + 1));
+                int at = 0, same = 0;
+                for (int s = 0; s < lengths.length; s++) {
+                    int[] row = java.util.Arrays.copyOfRange(t, s * width, (s + 1) * width);
+                    double[] want = PagedEvictionReference.tokenScores(l, cache, row, begin[s], lengths[s], KvScoreOptions.random(seed));
+                    for (int i = 0; i < want.length; i++, at++) {
+                        int tok = begin[s] + i;
+                        assertEquals(Float.floatToRawIntBits(PagedEvictionReference.randomScore(seed, row[tok / b], tok % b)), Float.floatToRawIntBits(got[at]),
+                                deviceName + " " + l + " seq " + s + " token " + tok);
+                        assertEquals((float) want[i], got[at]);
+                        assertTrue(got[at] >= 0f && got[at] < 1f, "in [0, 1): " + got[at]);
+                        if (got[at] == other[at]) same++;
+                    }
+                }
+                assertEquals(at, got.length);
+                assertTrue(same < 3, "another seed gives other scores (" + same + " equal of " + at + ")");
+            }
+            // the device still walks the table: a block outside the pool is rejected, nothing written for it
+            KvLayout l = KvLayout.of(KvLayout.Kind.FLASH_ATTENTION, DType.BF16, 3, 4, 1, 8);
+            Stream stream = device.defaultStream();
+            try (StatusWord status = new StatusWord(device, stream);
+                 DeviceBuffer c = device.alloc(l.bytes());
+                 DeviceBuffer tab = device.alloc(8);
+                 DeviceBuffer offs = device.alloc(8);
+                 DeviceBuffer out = device.alloc(4 * 7)) {
+                device.upload(new int[] {2, 9}, tab, stream);
+                device.upload(new int[] {0, 7}, offs, stream);
+                device.fill(out, 0x7b, stream);
+                int epoch = status.nextEpoch(stream);
+                KvTokenScores.enqueue(device, stream, c, l, tab, 2, 1, null, offs, 7, KvScoreOptions.random(5), out, status.buffer(), epoch);
+                assertTrue(status.rejected(epoch, stream), deviceName + ": block 9 of 3 is rejected");
+                float[] o = new float[7];
+                device.download(out, o, stream);
+                for (int i = 0; i < 4; i++) assertEquals(PagedEvictionReference.randomScore(5, 2, i), o[i], "token " + i);
+                for (int i = 4; i < 7; i++) assertEquals(0x7b7b7b7b, Float.floatToRawIntBits(o[i]), "token " + i + " not written");
+            }
+        }
+    }
+
+    /**
+     * Scores through {@code enqueue} from a device copy of {@code cache} placed {@code shiftElements}
+     * elements into a larger buffer (a shift that breaks 16-byte alignment forces the element-wise path).
+     */
+    static float[] scoreShifted(KernelDevice device, KvLayout l, Object cache, int[] tables, int width, int[] lengths, KvScoreOptions o, int shiftElements) {
+        int seqs = lengths.length;
+        int[] offsets = new int[seqs + 1];
+        for (int s = 0; s < seqs; s++) offsets[s + 1] = offsets[s] + lengths[s];
+        long es = l.dtype().bytes(), shift = shiftElements * es;
+        Stream stream = device.defaultStream();
+        try (StatusWord status = new StatusWord(device, stream);
+             DeviceBuffer whole = device.alloc(l.bytes() + 16);
+             DeviceBuffer tab = device.alloc(4L * tables.length);
+             DeviceBuffer offs = device.alloc(4L * (seqs + 1));
+             DeviceBuffer out = device.alloc(Math.max(4L, 4L * offsets[seqs]))) {
+            DeviceBuffer view = whole.slice(shift, l.bytes());
+            if (cache instanceof float[] f) device.upload(f, view, stream);
+            else device.upload((short[]) cache, view, stream);
+            device.upload(tables, tab, stream);
+            device.upload(offsets, offs, stream);
+            int epoch = status.nextEpoch(stream);
+            KvTokenScores.enqueue(device, stream, view, l, tab, width, seqs, null, offs, offsets[seqs], o, out, status.buffer(), epoch);
+            assertTrue(!status.rejected(epoch, stream), "not rejected");
+            float[] got = new float[offsets[seqs]];
+            if (got.length > 0) device.download(out, got, stream);
+            stream.synchronize();
+            return got;
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void vectorisedAndElementwiseLoadsMatchTheReference(String deviceName) {
+        try (KernelDevice device = TestDevices.open(deviceName)) {
+            Random rnd = new Random(0x16B);
+            int combo = 0;
+            for (DType dtype : DType.values()) {
+                int n = 16 / dtype.bytes();  // elements per 16-byte load
+                // aligned head dims (one chunk per head, 2..16 chunks, 128, and more chunks than lanes) and misaligned ones
+                int[] dims = {n, 5 * n, 128, 33 * n, n + 1, 2 * n - 1, 33, 1};
+                for (int d : dims) {
+                    KvLayout.Kind kind = KvLayout.Kind.values()[combo % 4];
+                    int heads = new int[] {1, 3, 8}[combo % 3];
+                    int b = new int[] {1, 4, 5, 16}[combo % 4];
+                    combo++;
+                    int[] lengths = {1 + rnd.nextInt(2 * b + 3), 1 + rnd.nextInt(9)};
+                    int width = 1, blocks = 0;
+                    for (int len : lengths) {
+                        width = Math.max(width, (len + b - 1) / b);
+                        blocks += (len + b - 1) / b;
+                    }
+                    KvLayout l = KvLayout.of(kind, dtype, blocks + 1, b, heads, d);
+                    Object cache = randomCache(l, rnd);
+                    int[] t = tables(lengths, b, width, l.numBlocks(), rnd);
+                    KvScoreOptions o = ALL_OPTIONS[combo % ALL_OPTIONS.length];
+                    float[] aligned = scoreShifted(device, l, cache, t, width, lengths, o, 0);
+                    float[] shifted = scoreShifted(device, l, cache, t, width, lengths, o, 1);  // base 2 or 4 bytes off: element-wise
+                    int at = 0;
+                    for (int s = 0; s < lengths.length; s++) {
+                        double[] want = PagedEvictionReference.tokenScores(l, cache, java.util.Arrays.copyOfRange(t, s * width, (s + 1) * width), 0, lengths[s], o);
+                        for (int i = 0; i < want.length; i++, at++) {
+                            String what = deviceName + " " + l + " " + o + " seq " + s + " token " + i;
+                            assertEquals(want[i], aligned[at], 2e-5 * Math.abs(want[i]) + 1e-7, what + " (16-byte aligned base)");
+                            assertEquals(want[i], shifted[at], 2e-5 * Math.abs(want[i]) + 1e-7, what + " (misaligned base)");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void vectorisedPathRejectsNaN(String deviceName) {
+        try (KernelDevice device = TestDevices.open(deviceName)) {
+            KvLayout l = KvLayout.of(KvLayout.Kind.FLASH_ATTENTION_HND, DType.BF16, 3, 4, 3, 16);
+            short[] cache = (short[]) randomCache(l, new Random(4));
+            cache[(int) l.offset(0, 1, 3, 2, 13)] = Bf16.fromFloat(Float.POSITIVE_INFINITY);  // token 7 (table [0, 1]), last head, second chunk
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> KvTokenScores.score(device, l, cache, new int[] {0, 1}, 2, new int[] {0}, new int[] {8}, KvScoreOptions.defaults()));
+            assertTrue(e.getMessage().contains("NaN"), e.getMessage());
+            KvTokenScores.score(device, l, cache, new int[] {0, 1}, 2, new int[] {0}, new int[] {7}, KvScoreOptions.defaults());
         }
     }
 }
