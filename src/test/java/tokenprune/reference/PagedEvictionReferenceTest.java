@@ -3,6 +3,7 @@ package tokenprune.reference;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
 
@@ -12,7 +13,7 @@ import tokenprune.kv.KvScoreOptions.HeadAgg;
 import tokenprune.kv.KvScoreOptions.Metric;
 import tokenprune.methods.DType;
 
-/** PE-1 … PE-4 of methods-kv.md §13.1 (tolerance 1e-5 relative). */
+/** PE-1 … PE-4 of methods-kv.md §13.1 (tolerance 1e-5 relative), SL-5's prefill, and the hash behind the random modes. */
 class PagedEvictionReferenceTest {
     private static void near(double want, double got, String what) {
         assertEquals(want, got, 1e-5 * Math.abs(want), what);
@@ -78,5 +79,53 @@ class PagedEvictionReferenceTest {
         double[] scores = new double[16];  // B = 4, C = 12, L = 16, r = 0: middle [4, 12), keep 4 of 8 equal scores
         int[] kept = PagedEvictionReference.prefillKeep(scores, 12, 4);
         assertArrayEquals(new int[] {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15}, kept);
+    }
+
+    @Test
+    void hashIsSplitMix64AndUniform() {
+        assertEquals(0xe220a8397b1dcdafL, PagedEvictionReference.mix64(0x9e3779b97f4a7c15L), "SplitMix64(seed 0)'s first output");
+        assertEquals(0L, PagedEvictionReference.mix64(0L));
+        // exact conversion: 24 bits times 2^-24
+        assertEquals(0f, PagedEvictionReference.hashUnit(0xffffffffffL));
+        assertEquals(1f - 0x1p-24f, PagedEvictionReference.hashUnit(-1L));
+        assertEquals(0.5f, PagedEvictionReference.hashUnit(1L << 63));
+        int[] buckets = new int[4];
+        double sum = 0;
+        for (int p = 0; p < 100; p++)
+            for (int slot = 0; slot < 16; slot++) {
+                float u = PagedEvictionReference.randomScore(42, p, slot);
+                assertTrue(u >= 0 && u < 1, "in [0, 1): " + u);
+                buckets[(int) (u * 4)]++;
+                sum += u;
+            }
+        for (int c : buckets) assertTrue(c > 300 && c < 500, java.util.Arrays.toString(buckets));
+        assertEquals(0.5, sum / 1600, 0.03, "mean");
+        int[] picks = new int[4];
+        for (long n = 13; n < 413; n++) {
+            int v = PagedEvictionReference.randomVictim(7, n, 2, 3);
+            assertTrue(v >= 1 && v <= 3, "victim " + v);
+            picks[v]++;
+        }
+        assertTrue(picks[1] > 90 && picks[2] > 90 && picks[3] > 90, java.util.Arrays.toString(picks));
+        assertEquals(1, PagedEvictionReference.randomVictim(7, 20, 0, 1), "one candidate");
+    }
+
+    @Test
+    void argmaxVictimOnPe5() {
+        var batch = new tokenprune.kv.PagedEviction.DecodeBatch(1, 1, 4, 12, 10, new int[] {7, 3, 9, 4, -1}, 5, new float[] {5, 8.5f, 1.0f, Float.NaN, Float.NaN},
+                new int[] {16}, new long[] {24}, new int[] {0}, 1, new float[] {2, 2, 2, 3});
+        var d = PagedEvictionReference.decodeStep(batch, tokenprune.kv.PagedEvictionOptions.defaults().withVictim(tokenprune.kv.PagedEvictionOptions.Victim.ARGMAX));
+        assertArrayEquals(new int[] {1}, d.victims(), "HF global parity: the highest score (8.5) goes");
+        assertArrayEquals(new int[] {3}, d.freed());
+        d = PagedEvictionReference.decodeStep(batch, tokenprune.kv.PagedEvictionOptions.streamingLlm());
+        assertArrayEquals(new int[] {1}, d.victims());
+        assertTrue(Float.isNaN(d.blockScores()[2]), "the streaming rule scores nothing");
+    }
+
+    @Test
+    void sl5PrefillKeepsTheMostRecentMiddle() {
+        int[] kept = PagedEvictionReference.prefillKeepRecent(22, 12, 4);
+        assertArrayEquals(new int[] {0, 1, 2, 3, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21}, kept, "SL-5: [0-3], [12-15], [16-19], [20-21]");
+        assertEquals(14, kept.length, "kv_len 14");
     }
 }
