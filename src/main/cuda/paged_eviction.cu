@@ -2,8 +2,10 @@
 // (continuous batching): the score of each block that just filled (PE-REF step 2), the victim block
 // (step 5, cross-layer aggregation of step 3) and the update of the block table, the per-block score
 // array and kv_len. Two launches per decode step (plus, before them, one tp_kv_token_score_* launch
-// per layer for the filled blocks' token scores: tokenprune.kv.PagedEviction.decodeStepOnDevice), no
-// host round trip between them. Also the prefill selection (step 4): tp_pe_prefill_keep, at the end.
+// per layer for the filled blocks' token scores: tokenprune.kv.PagedEviction.decodeStepOnDevice; none
+// for the victim rules that read no score), no host round trip between them. The §2.4 parity modes
+// (argmax, random, block 1 = StreamingLLM's paged rule) are arguments of the decide kernel. Also the
+// prefill selection (step 4, by score or by recency): tp_pe_prefill_keep, at the end.
 //
 // State (device, owned by the caller; rows aligned with each other):
 //   block_tables [seqs, table_stride] int32  physical block ids in logical order (in/out)
