@@ -94,6 +94,20 @@ public final class BlockEviction {
     }
 
     /**
+     * The kv_len a sequence will have after this step's decision, known on the host without waiting
+     * for the device (which block goes is the device's business, whether one goes is not): kv_len − B
+     * if it {@link #triggers} and has a candidate, else kv_len. What the step's later kernels (e.g.
+     * {@link AttentionScores#accumulatePagedOnDevice}'s kvLens) need, so no sync is required between them.
+     */
+    public static int kvLenAfter(int kvLen, long logicalLen, long budget, int blockSize, BlockEvictionOptions options) {
+        if (options == null) throw new IllegalArgumentException("options: must not be null");
+        if (blockSize < 1) throw new IllegalArgumentException("blockSize: must be >= 1, was " + blockSize);
+        if (!triggers(kvLen, logicalLen, budget, blockSize)) return kvLen;
+        int nb = kvLen / blockSize;
+        return options.sinkBlocks() <= nb - 1 - options.recentBlocks() ? kvLen - blockSize : kvLen;
+    }
+
+    /**
      * Device pointers in, on the caller's stream, no sync: queues the decision and its application.
      * {@code layerStates}: ATTENTION, one state per layer (>= numBlocks × B × kvHeads floats each; slices
      * of one buffer are fine); STREAMING, ignored (may be null). {@code victims}, {@code freed}: seqs ints

@@ -47,12 +47,14 @@ class BlockEvictionDecodeRunTest {
     @MethodSource("devices")
     void a2sfDecodeRun(String deviceName) {
         run(deviceName, KvLayout.Kind.FLASH_INFER_HND, 0.9f, 0xA25F);
+        run(deviceName, KvLayout.Kind.FLASH_INFER, 0.5f, 0xA25E);
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("devices")
     void h2oDecodeRun(String deviceName) {
         run(deviceName, KvLayout.Kind.FLASH_ATTENTION, 1.0f, 0x420);
+        run(deviceName, KvLayout.Kind.FLASH_ATTENTION_HND, 1.0f, 0x421);
     }
 
     static void run(String deviceName, KvLayout.Kind kind, float decay, long seed) {
@@ -146,6 +148,7 @@ class BlockEvictionDecodeRunTest {
                         assertArrayEquals(row, Arrays.copyOfRange(tables, s * width, s * width + row.length), at + ": host and device tables");
                         for (int j = row.length; j < width; j++) assertEquals(-1, tables[s * width + j], at + ": padding");
                         assertEquals(cache.kvLen(ids[s]), kv[s], at + ": host and device kv_len");
+                        assertEquals(BlockEviction.kvLenAfter(batch.kvLen()[s], batch.logicalLen()[s], BUDGET, B, options), kv[s], at + ": predicted kv_len");
                     }
                     cache.checkInvariantsAtAttention();
 

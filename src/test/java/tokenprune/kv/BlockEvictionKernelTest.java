@@ -180,6 +180,8 @@ class BlockEvictionKernelTest {
                 Decision want = BlockEvictionReference.decide(b, o);
                 Decision got = BlockEviction.decide(device, b, o);
                 assertDecision(want, got, deviceName + " batch " + it + " " + o);
+                for (int s = 0; s < b.seqs(); s++)
+                    assertEquals(want.kvLen()[s], BlockEviction.kvLenAfter(b.kvLen()[s], b.logicalLen()[s], b.budget(), b.blockSize(), o), "kvLenAfter");
                 for (int s = 0; s < b.seqs(); s++) {
                     if (got.victims()[s] < 0) continue;
                     evictions++;
