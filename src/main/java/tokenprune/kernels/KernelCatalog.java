@@ -27,6 +27,7 @@ public final class KernelCatalog {
         all.addAll(AttnColsumKernel.specs());
         all.addAll(PagedEvictionKernel.specs());
         all.addAll(KvBlockEvictKernel.specs());
+        all.addAll(KvKeepKernel.specs());
         return List.copyOf(all);
     }
 }
