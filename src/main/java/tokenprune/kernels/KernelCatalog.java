@@ -26,6 +26,7 @@ public final class KernelCatalog {
         all.addAll(KvTokenScoreKernel.specs());
         all.addAll(AttnColsumKernel.specs());
         all.addAll(PagedEvictionKernel.specs());
+        all.addAll(KvCompactKernel.specs());
         return List.copyOf(all);
     }
 }
