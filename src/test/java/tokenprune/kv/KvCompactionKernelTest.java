@@ -173,14 +173,21 @@ class KvCompactionKernelTest {
                             rope = new KvCompaction.Rope(rd, rnd.nextBoolean() ? 10000f : 500000f,
                                     rnd.nextBoolean() ? KvCompaction.RopeStyle.NEOX : KvCompaction.RopeStyle.GPTJ);
                         }
+                        int[] deltas = null;  // caller-given rotation deltas in some rotating cases
+                        if (rope != null && rnd.nextBoolean()) {
+                            deltas = new int[keep.length];
+                            for (int i = 0; i < deltas.length; i++) deltas[i] = rnd.nextInt(4001) - 2000;
+                        }
                         KvCompaction.Result got = KvCompaction.compact(device, layout, caches, states, x.srcTables, x.srcStride, x.dstTables, x.dstStride,
-                                x.srcLen, x.keepOffsets, keep, perHead, perLayer, null, rope);
+                                x.srcLen, x.keepOffsets, keep, perHead, perLayer, deltas, rope);
                         String msg = deviceName + " it " + it + " " + layout + " inPlace " + inPlace + " perHead " + perHead + " perLayer " + perLayer
-                                + " state " + withState + " rope " + rope + " counts " + Arrays.toString(counts) + " lens " + Arrays.toString(lens);
+                                + " state " + withState + " rope " + rope + " deltas " + (deltas != null) + " counts " + Arrays.toString(counts) + " lens " + Arrays.toString(lens);
                         for (int l = 0; l < layers; l++) {
                             int[] layerKeep = Arrays.copyOfRange(keep, (perLayer ? l : 0) * total * lists, ((perLayer ? l : 0) + 1) * total * lists);
+                            int[] layerDeltas = deltas == null ? null
+                                    : Arrays.copyOfRange(deltas, (perLayer ? l : 0) * total * lists, ((perLayer ? l : 0) + 1) * total * lists);
                             KvCompactionReference.Result want = KvCompactionReference.compact(layout, caches[l], withState ? states[l] : null, x.srcTables,
-                                    x.srcStride, x.dstTables, x.dstStride, x.keepOffsets, layerKeep, perHead, null, rope != null ? rope.rotaryDim() : 0,
+                                    x.srcStride, x.dstTables, x.dstStride, x.keepOffsets, layerKeep, perHead, layerDeltas, rope != null ? rope.rotaryDim() : 0,
                                     rope != null ? rope.base() : 1, rope != null && rope.style() == KvCompaction.RopeStyle.GPTJ);
                             assertClose(want.cache(), got.caches()[l], dtype, rope == null, msg + " layer " + l);
                             if (withState) assertArrayEquals(want.state(), got.states()[l], msg + " state layer " + l);
@@ -225,6 +232,41 @@ class KvCompactionKernelTest {
                     String msg = deviceName + " it " + it + " " + layout + " inPlace " + inPlace + " counts " + Arrays.toString(counts);
                     assertClose(want.cache(), got.caches()[0], dtype, rope == null, msg);
                     assertArrayEquals(want.state(), got.states()[0], msg + " state");
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void copyUnitsFollowTheAlignment(String deviceName) {
+        // F16, D = 8: 16-byte rows; a cache that starts 2, 4 or 8 bytes into an allocation drops to 2-, 4- or 8-byte units
+        KvLayout layout = KvLayout.of(KvLayout.Kind.FLASH_ATTENTION_HND, DType.F16, 6, 3, 2, 8);
+        Random rnd = new Random(0xA11);
+        short[] cache = (short[]) randomData(DType.F16, (int) layout.elements(), rnd);
+        int[] tables = {4, 0, 2, 1, 5, 3};  // two rows of stride 3, in place
+        int[] keep = {0, 2, 3, 5, 7, 1, 2, 4, 8};
+        int[] offsets = {0, 5, 9};
+        int[] lens = {9, 9};
+        KvCompactionReference.Result want = KvCompactionReference.compact(layout, cache, null, tables, 3, null, 3, offsets, keep, false, null, 0, 1, false);
+        try (KernelDevice device = TestDevices.open(deviceName)) {
+            Stream stream = device.defaultStream();
+            for (int shift : new int[] {0, 2, 4, 8}) {
+                try (Workspace ws = new Workspace(device, stream);
+                     DeviceBuffer big = device.alloc(layout.bytes() + 16);
+                     DeviceBuffer t = device.alloc(4L * tables.length);
+                     DeviceBuffer k = device.alloc(4L * keep.length)) {
+                    DeviceBuffer c = big.slice(shift, layout.bytes());
+                    assertEquals(shift == 0 ? 16 : shift, KvCompaction.unitBytes(layout, new DeviceBuffer[] {c}), "unit for shift " + shift);
+                    device.upload(cache, c, stream);
+                    device.upload(tables, t, stream);
+                    device.upload(keep, k, stream);
+                    KvCompaction.compactOnDevice(layout, new DeviceBuffer[] {c}, null, t, 3, null, 3, lens,
+                            new KvCompaction.KeepSets(offsets, k, false, false, null), null, ws, stream).await();
+                    short[] got = new short[cache.length];
+                    device.download(c, got, stream);
+                    stream.synchronize();
+                    assertArrayEquals((short[]) want.cache(), got, "shift " + shift);
                 }
             }
         }
