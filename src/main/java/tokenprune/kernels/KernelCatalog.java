@@ -28,6 +28,7 @@ public final class KernelCatalog {
         all.addAll(PagedEvictionKernel.specs());
         all.addAll(KvBlockEvictKernel.specs());
         all.addAll(KvKeepKernel.specs());
+        all.addAll(KvCompactKernel.specs());
         return List.copyOf(all);
     }
 }
