@@ -27,9 +27,10 @@
 #ifdef CUSIM
 #define DYNAMIC_SMEM(type, name) type* name = reinterpret_cast<type*>(cusim_dynamic_smem())
 #else
-#define DYNAMIC_SMEM(type, name)                                   \
-    extern __shared__ __align__(16) unsigned char name##_bytes[];  \
-    type* name = reinterpret_cast<type*>(name##_bytes)
+// One file-scope array for every kernel: declared inside the kernels, nvcc warns (#1556) when the
+// same extern __shared__ name appears both in templates and plain functions of one translation unit.
+extern __shared__ __align__(16) unsigned char tp_dynamic_smem_bytes[];
+#define DYNAMIC_SMEM(type, name) type* name = reinterpret_cast<type*>(tp_dynamic_smem_bytes)
 #endif
 
 #define TP_FULL_MASK 0xffffffffu

@@ -266,7 +266,7 @@ __device__ void dart_cosine(const T* __restrict__ hidden, long long row_stride, 
     const int tile0 = blockIdx.x * DART_TILE;
     if (tile0 >= q.len) return;  // uniform: a tile beyond this sequence's image block
     __syncthreads();             // piv[] is visible to the block
-    if (blockIdx.x == 0 && threadIdx.x < P) pivots[P * b + threadIdx.x] = piv[threadIdx.x];
+    if (blockIdx.x == 0 && (int)threadIdx.x < P) pivots[P * b + threadIdx.x] = piv[threadIdx.x];
 
     const int j = tile0 + lane;  // this lane's candidate (image token j)
     const bool live = j < q.len;
@@ -439,10 +439,10 @@ tp_dart_select(const float* __restrict__ cos, const int* __restrict__ pivots, co
     const int R = p_img + P * token_topk;
     unsigned char* flag = reinterpret_cast<unsigned char*>(score + L);
 
-    if (threadIdx.x < P) piv[threadIdx.x] = pivots[P * b + threadIdx.x];
+    if ((int)threadIdx.x < P) piv[threadIdx.x] = pivots[P * b + threadIdx.x];
     for (int j = threadIdx.x; j < L; j += blockDim.x) flag[j] = 0;
     __syncthreads();
-    if (threadIdx.x < p_img) flag[piv[threadIdx.x] - q.start] = 1;
+    if ((int)threadIdx.x < p_img) flag[piv[threadIdx.x] - q.start] = 1;
     if (threadIdx.x == 0) {
         if (official_order) {
             int* positions = tmp + DART_MAX_PIVOTS;
@@ -461,7 +461,7 @@ tp_dart_select(const float* __restrict__ cos, const int* __restrict__ pivots, co
         }
     }
     __syncthreads();
-    if (pivot_order != nullptr && threadIdx.x < P) pivot_order[P * b + threadIdx.x] = piv[order[threadIdx.x]];
+    if (pivot_order != nullptr && (int)threadIdx.x < P) pivot_order[P * b + threadIdx.x] = piv[order[threadIdx.x]];
 
     // Recruit rounds. Token j belongs to thread j % blockDim throughout: its score and flag are
     // written and read by that thread only, so no barrier is needed between rounds beyond those

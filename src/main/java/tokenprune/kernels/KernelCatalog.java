@@ -26,6 +26,9 @@ public final class KernelCatalog {
         all.addAll(KvTokenScoreKernel.specs());
         all.addAll(AttnColsumKernel.specs());
         all.addAll(PagedEvictionKernel.specs());
+        all.addAll(KvBlockEvictKernel.specs());
+        all.addAll(KvKeepKernel.specs());
+        all.addAll(KvCompactKernel.specs());
         return List.copyOf(all);
     }
 }

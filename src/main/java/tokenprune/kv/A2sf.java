@@ -1,6 +1,10 @@
 package tokenprune.kv;
 
 import tokenprune.device.Device;
+import tokenprune.device.DeviceBuffer;
+import tokenprune.device.Stream;
+import tokenprune.methods.Pending;
+import tokenprune.methods.Workspace;
 
 /**
  * A2SF (methods-kv.md §4, A2SF-REF): accumulative attention with a forgetting factor α,
@@ -36,7 +40,27 @@ public final class A2sf {
 
     /** Kept indices (ascending) per row under a token budget, sinks and recent window protected. */
     public static int[][] keep(Device device, float[] scores, int[] rowOffsets, int sinks, int recent, int budget) {
-        return KvKeep.keep(device, scores, rowOffsets, sinks, recent, budget);
+        return KvKeepSelect.selectRows(device, scores, rowOffsets, KvKeepSelect.Policy.perHead(sinks, recent, budget));
+    }
+
+    /**
+     * Device path from the scores of {@link AttentionScores#computeOnDevice} (one-shot prefill with
+     * {@link #oneShotWeights}): per (sequence, KV head) kept indices into {@code keep} at
+     * {@link KvKeepSelect#keepOffsets}, new kv_len per sequence into {@code kvLenOut} (or null). No sync.
+     */
+    public static Pending keepOnDevice(Workspace ws, Stream stream, DeviceBuffer scores, int[] kvLens, int kvHeads, int sinks, int recent, int budget,
+                                       DeviceBuffer keep, DeviceBuffer kvLenOut) {
+        return KvKeepSelect.selectOnDevice(ws, stream, scores, kvLens, kvHeads, KvKeepSelect.Policy.perHead(sinks, recent, budget), keep, kvLenOut);
+    }
+
+    /**
+     * A2SF-REF decode: the decision straight from the paged state that {@link AttentionScores#accumulatePagedOnDevice}
+     * updates with decay α (chain the two on one stream; nothing leaves the device). Outputs as in {@link #keepOnDevice}.
+     */
+    public static Pending keepPagedOnDevice(Workspace ws, Stream stream, KvLayout layout, DeviceBuffer state, DeviceBuffer blockTables, int tableStride,
+                                            int[] kvLens, int sinks, int recent, int budget, DeviceBuffer keep, DeviceBuffer kvLenOut) {
+        return KvKeepSelect.selectPagedOnDevice(ws, stream, layout, state, blockTables, tableStride, kvLens, KvKeepSelect.Policy.perHead(sinks, recent, budget),
+                keep, kvLenOut);
     }
 
     /** Token to evict from one row (argmin over [sinks, n − recent), ties to the lowest index), or −1 if none is a candidate. */

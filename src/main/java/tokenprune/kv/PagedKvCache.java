@@ -9,12 +9,21 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Host bookkeeping of a paged KV cache under a PagedEviction budget (methods-kv.md §2.3, PE-REF
+ * Host bookkeeping of a paged KV cache under an eviction budget (methods-kv.md §2.3, PE-REF
  * steps 5–7): per sequence a block table (physical block ids in logical order), the number of
  * tokens physically held (kv_len, what attention and the slot mapping use) and the logical length
  * (tokens seen, what RoPE positions continue from), kept separately, plus one block score per
  * table entry; and the pool of free physical blocks. Device memory stays with the caller: this
  * class holds none.
+ *
+ * <p>Two granularities. {@link Granularity#BLOCK} (the constructor; PagedEviction and the block-level
+ * attention policies): whole blocks are evicted ({@link #evictBlock}) under the PE-REF invariants —
+ * kv_len ≡ logical length (mod B), C ≤ kv_len ≤ C + B once over budget. {@link Granularity#TOKEN}
+ * ({@link #forTokenEviction}; H2O, A2SF, SnapKV, StreamingLLM on the paged cache, §4.4 option (i)):
+ * the caller compacts the kept tokens to the front of the sequence's blocks (tokenprune.kv.KvCompaction)
+ * and reports the new kv_len with {@link #compactSequence}, which releases the trailing blocks. kv_len may
+ * then grow to C + slack before the next compaction: slack = 1 evicts every step (H2O as published),
+ * slack = B compacts once per B steps and frees one block each time.
  *
  * <p>Every mutating operation validates first and changes nothing when it throws
  * {@link IllegalArgumentException}. Evicted blocks are not reusable at once: they wait in a
@@ -35,7 +44,13 @@ public final class PagedKvCache {
     public record Append(int[] slots, long[] positions) {
     }
 
-    private final int numBlocks, blockSize, budget;
+    /** What an eviction removes: whole blocks, or tokens followed by a compaction. */
+    public enum Granularity {
+        BLOCK, TOKEN
+    }
+
+    private final Granularity granularity;
+    private final int numBlocks, blockSize, budget, slack;
     private final ArrayDeque<Integer> free = new ArrayDeque<>();
     private final List<Integer> evicted = new ArrayList<>();
     private final Map<Integer, Seq> seqs = new LinkedHashMap<>();
@@ -47,14 +62,45 @@ public final class PagedKvCache {
      * @param budget C, tokens per sequence; a multiple of B and at least 3B
      */
     public PagedKvCache(int numBlocks, int blockSize, int budget) {
+        this(Granularity.BLOCK, numBlocks, blockSize, budget, blockSize);
+    }
+
+    /**
+     * A cache whose policy evicts tokens (H2O, A2SF, SnapKV, StreamingLLM token mode) and compacts.
+     *
+     * @param budget C, the tokens a sequence keeps after a compaction (>= 1)
+     * @param slack  how far kv_len may grow past C before the caller must compact (>= 1)
+     */
+    public static PagedKvCache forTokenEviction(int numBlocks, int blockSize, int budget, int slack) {
+        return new PagedKvCache(Granularity.TOKEN, numBlocks, blockSize, budget, slack);
+    }
+
+    private PagedKvCache(Granularity granularity, int numBlocks, int blockSize, int budget, int slack) {
         if (numBlocks < 1) throw new IllegalArgumentException("numBlocks: must be >= 1, was " + numBlocks);
         if (blockSize < 1) throw new IllegalArgumentException("blockSize: must be >= 1, was " + blockSize);
-        if (budget % blockSize != 0) throw new IllegalArgumentException("budget: must be a multiple of the block size " + blockSize + ", was " + budget);
-        if ((long) budget < 3L * blockSize) throw new IllegalArgumentException("budget: must be at least 3 blocks (" + 3L * blockSize + " tokens), was " + budget);
+        if (granularity == Granularity.BLOCK) {
+            if (budget % blockSize != 0) throw new IllegalArgumentException("budget: must be a multiple of the block size " + blockSize + ", was " + budget);
+            if ((long) budget < 3L * blockSize) throw new IllegalArgumentException("budget: must be at least 3 blocks (" + 3L * blockSize + " tokens), was " + budget);
+        } else {
+            if (budget < 1) throw new IllegalArgumentException("budget: must be >= 1, was " + budget);
+            if (slack < 1) throw new IllegalArgumentException("slack: must be >= 1, was " + slack);
+            if ((long) budget + slack > Integer.MAX_VALUE) throw new IllegalArgumentException("slack: budget + slack overflows an int");
+        }
+        this.granularity = granularity;
         this.numBlocks = numBlocks;
         this.blockSize = blockSize;
         this.budget = budget;
+        this.slack = slack;
         for (int b = numBlocks - 1; b >= 0; b--) free.push(b);
+    }
+
+    public Granularity granularity() {
+        return granularity;
+    }
+
+    /** TOKEN: how far kv_len may grow past C before a compaction; BLOCK: B. */
+    public int slack() {
+        return slack;
     }
 
     public int numBlocks() {
@@ -69,9 +115,9 @@ public final class PagedKvCache {
         return budget;
     }
 
-    /** The most blocks one sequence may hold: C/B + 1. */
+    /** The most blocks one sequence may hold: C/B + 1 (BLOCK), ⌈(C + slack)/B⌉ (TOKEN). */
     public int maxBlocksPerSequence() {
-        return budget / blockSize + 1;
+        return granularity == Granularity.BLOCK ? budget / blockSize + 1 : blocksFor((long) budget + slack);
     }
 
     public int freeBlockCount() {
@@ -101,8 +147,10 @@ public final class PagedKvCache {
     private String lengthProblem(long kvLen, long logical) {
         if (kvLen < 0 || logical < 0) return "lengths must be >= 0, were kv_len " + kvLen + ", logical " + logical;
         if (kvLen > logical) return "kv_len " + kvLen + " exceeds the logical length " + logical;
-        if (kvLen % blockSize != logical % blockSize) return "kv_len " + kvLen + " and logical length " + logical + " disagree modulo B = " + blockSize;
         if (logical <= budget && kvLen != logical) return "kv_len " + kvLen + " != logical length " + logical + " under the budget " + budget;
+        if (granularity == Granularity.TOKEN)
+            return kvLen > (long) budget + slack ? "kv_len " + kvLen + " exceeds C + slack = " + ((long) budget + slack) : null;
+        if (kvLen % blockSize != logical % blockSize) return "kv_len " + kvLen + " and logical length " + logical + " disagree modulo B = " + blockSize;
         if (logical > budget && (kvLen < budget || kvLen > (long) budget + blockSize))
             return "kv_len " + kvLen + " outside [C, C + B] = [" + budget + ", " + (budget + blockSize) + "] for a logical length " + logical + " over the budget";
         return null;
@@ -116,7 +164,8 @@ public final class PagedKvCache {
     public int allocateSequence(int kvLen, long logicalLen) {
         String p = lengthProblem(kvLen, logicalLen);
         if (p != null) throw new IllegalArgumentException("lengths: " + p);
-        if (logicalLen > budget && kvLen == budget + blockSize) throw new IllegalArgumentException("lengths: kv_len must be at most C + B - 1 after prefill, was " + kvLen);
+        if (granularity == Granularity.BLOCK && logicalLen > budget && kvLen == budget + blockSize)
+            throw new IllegalArgumentException("lengths: kv_len must be at most C + B - 1 after prefill, was " + kvLen);
         int need = blocksFor(kvLen);
         if (need > free.size()) throw new IllegalArgumentException("pool: " + need + " blocks needed, " + free.size() + " free");
         Seq s = new Seq();
@@ -165,14 +214,16 @@ public final class PagedKvCache {
      * Appends {@code count} tokens (decode): token i goes to slot table[kv_len div B]·B + kv_len mod B,
      * a block being allocated first whenever kv_len mod B = 0; its RoPE position is the logical length
      * before it. Rejected (nothing changed): count < 1, too few free blocks, or a kv_len beyond C + B
-     * (a full block over the budget must be evicted first).
+     * (BLOCK: a full block over the budget must be evicted first) or C + slack (TOKEN: compact first).
      */
     public Append appendTokens(int seqId, int count) {
         Seq s = seq(seqId);
         if (count < 1) throw new IllegalArgumentException("count: must be >= 1, was " + count);
         long newKv = (long) s.kvLen + count, newLogical = s.logical + count;
-        if (newLogical > budget && newKv > (long) budget + blockSize)
+        if (granularity == Granularity.BLOCK && newLogical > budget && newKv > (long) budget + blockSize)
             throw new IllegalArgumentException("count: kv_len would reach " + newKv + " > C + B = " + (budget + blockSize) + ": evict a block first");
+        if (granularity == Granularity.TOKEN && newKv > (long) budget + slack)
+            throw new IllegalArgumentException("count: kv_len would reach " + newKv + " > C + slack = " + ((long) budget + slack) + ": compact first");
         int need = blocksFor(newKv) - s.table.size();
         if (need > free.size()) throw new IllegalArgumentException("pool: " + need + " blocks needed, " + free.size() + " free");
         int[] slots = new int[count];
@@ -199,6 +250,7 @@ public final class PagedKvCache {
      * holding the newest token are never evicted). Returns the physical block.
      */
     public int evictBlock(int seqId, int index) {
+        if (granularity != Granularity.BLOCK) throw new IllegalArgumentException("seqId: a TOKEN-granularity cache evicts by compactSequence, not evictBlock");
         Seq s = seq(seqId);
         int n = s.table.size();
         if (index < 1 || index > n - 2)
@@ -211,6 +263,30 @@ public final class PagedKvCache {
         s.kvLen -= blockSize;
         evicted.add(b);
         return b;
+    }
+
+    /**
+     * TOKEN granularity: the caller has compacted the sequence's kept tokens into its first
+     * {@code newKvLen} token slots (same table prefix); the blocks past ⌈newKvLen/B⌉ leave the table
+     * (and their scores) and wait for {@link #reclaimEvicted()}. The logical length is unchanged.
+     * Rejected (nothing changed): BLOCK granularity, newKvLen > kv_len, newKvLen < min(C, kv_len) (a
+     * compaction keeps C tokens) or newKvLen = 0 for a non-empty sequence. Returns the released physical blocks.
+     */
+    public int[] compactSequence(int seqId, int newKvLen) {
+        if (granularity != Granularity.TOKEN) throw new IllegalArgumentException("seqId: a BLOCK-granularity cache evicts by evictBlock, not compactSequence");
+        Seq s = seq(seqId);
+        if (newKvLen > s.kvLen) throw new IllegalArgumentException("newKvLen: " + newKvLen + " exceeds kv_len " + s.kvLen);
+        if (newKvLen < Math.min(budget, s.kvLen))
+            throw new IllegalArgumentException("newKvLen: must be in [min(C, kv_len), kv_len] = [" + Math.min(budget, s.kvLen) + ", " + s.kvLen + "], was " + newKvLen);
+        int keepBlocks = blocksFor(newKvLen);
+        int[] released = new int[s.table.size() - keepBlocks];
+        for (int i = released.length - 1; i >= 0; i--) {
+            released[i] = s.table.remove(keepBlocks + i);
+            s.scores.remove(keepBlocks + i);
+        }
+        for (int b : released) evicted.add(b);
+        s.kvLen = newKvLen;
+        return released;
     }
 
     /** Returns the evicted blocks to the free pool (after the kernels of the step that evicted them). */
@@ -279,7 +355,8 @@ public final class PagedKvCache {
     /**
      * Checks the PE-REF step 6 invariants (at rest: between an append and its eviction kv_len may be
      * C + B) and the pool's consistency; throws {@link IllegalStateException} naming the first
-     * broken one.
+     * broken one. TOKEN granularity: kv_len <= logical length, kv_len = logical length under the budget,
+     * kv_len <= C + slack, ⌈kv_len/B⌉ blocks, block 0 kept, the pool consistent.
      */
     public void checkInvariants() {
         check(false);
@@ -298,7 +375,7 @@ public final class PagedKvCache {
             Seq s = e.getValue();
             String p = lengthProblem(s.kvLen, s.logical);
             if (p != null) throw new IllegalStateException("sequence " + id + ": " + p);
-            if (attention && s.logical > budget && s.kvLen > budget + blockSize - 1)
+            if (attention && granularity == Granularity.BLOCK && s.logical > budget && s.kvLen > budget + blockSize - 1)
                 throw new IllegalStateException("sequence " + id + ": kv_len " + s.kvLen + " > C + B - 1 at attention time");
             if (s.table.size() != blocksFor(s.kvLen))
                 throw new IllegalStateException("sequence " + id + ": " + s.table.size() + " blocks for kv_len " + s.kvLen + " (needs " + blocksFor(s.kvLen) + ")");

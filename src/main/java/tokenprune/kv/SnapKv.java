@@ -1,6 +1,10 @@
 package tokenprune.kv;
 
 import tokenprune.device.Device;
+import tokenprune.device.DeviceBuffer;
+import tokenprune.device.Stream;
+import tokenprune.methods.Pending;
+import tokenprune.methods.Workspace;
 
 /**
  * SnapKV (methods-kv.md §7): one-shot prefill. Scores = column sums of the last {@code window} query
@@ -48,23 +52,29 @@ public final class SnapKv {
     }
 
     /**
-     * Kept indices per row (one row per (sequence, KV head) of L window-summed column scores).
+     * Kept indices per row (one row per (sequence, KV head) of L window-summed column scores); the pooling runs
+     * on the device (or in KvKeepReference on the cpu device).
      */
     public static int[][] keep(Device device, float[] scores, int[] rowOffsets, int window, int capacity, int kernel, Pooling pooling) {
         if (scores == null || rowOffsets == null || rowOffsets.length < 2 || rowOffsets[0] != 0 || rowOffsets[rowOffsets.length - 1] != scores.length)
             throw new IllegalArgumentException("rowOffsets: need >= 2 offsets from 0 to scores.length");
+        return KvKeepSelect.selectRows(device, scores, rowOffsets, policy(window, capacity, kernel, pooling));
+    }
+
+    /** SnapKV's policy: per KV head, the window protected as the recent set, budget = capacity (L <= capacity keeps all), pooled. */
+    public static KvKeepSelect.Policy policy(int window, int capacity, int kernel, Pooling pooling) {
         if (window < 1) throw new IllegalArgumentException("window: must be >= 1, was " + window);
         if (capacity < window) throw new IllegalArgumentException("capacity: must be >= window = " + window + ", was " + capacity);
-        float[] pooled = new float[scores.length];
-        for (int r = 0; r + 1 < rowOffsets.length; r++) {
-            int a = rowOffsets[r], b = rowOffsets[r + 1];
-            if (b < a) throw new IllegalArgumentException("rowOffsets: decrease at row " + r);
-            int n = b - a, head = Math.max(0, n - window);
-            float[] p = pool(java.util.Arrays.copyOfRange(scores, a, a + head), kernel, pooling);
-            System.arraycopy(p, 0, pooled, a, head);
-            System.arraycopy(scores, a + head, pooled, a + head, n - head);
-        }
-        // L < capacity: no compression; else window protected as the recent set. (n == capacity keeps all too.)
-        return KvKeep.keep(device, pooled, rowOffsets, 0, window, capacity);
+        return KvKeepSelect.Policy.perHead(0, window, capacity).pooled(kernel, pooling);
+    }
+
+    /**
+     * Device path from the scores of {@link AttentionScores#computeOnDevice} with {@link #windowWeights} (per
+     * sequence [kvHeads][L]): per (sequence, KV head) kept indices into {@code keep} at
+     * {@link KvKeepSelect#keepOffsets}, new kv_len per sequence into {@code kvLenOut} (or null). No sync.
+     */
+    public static Pending keepOnDevice(Workspace ws, Stream stream, DeviceBuffer scores, int[] kvLens, int kvHeads, int window, int capacity, int kernel,
+                                       Pooling pooling, DeviceBuffer keep, DeviceBuffer kvLenOut) {
+        return KvKeepSelect.selectOnDevice(ws, stream, scores, kvLens, kvHeads, policy(window, capacity, kernel, pooling), keep, kvLenOut);
     }
 }

@@ -18,7 +18,8 @@ import tokenprune.testing.TestDevices;
 /**
  * The attention-score policies: every hand-checkable case of methods-kv.md §13.2 (A2SF), §13.3 (H2O),
  * §13.4 SL-1..SL-3 (StreamingLLM) and §13.5 (SnapKV pooling), the keep decisions on the cpu device
- * (TopKReference) and the kernel devices (TopK kernel), and argument checks.
+ * (KvKeepReference) and the kernel devices (tp_kv_keep_select, through {@link KvKeepSelect}; SnapKV pooling
+ * runs there too), the device entry points of H2o, and argument checks.
  */
 class AttentionPoliciesTest {
     static java.util.stream.Stream<String> devices() {
@@ -187,6 +188,39 @@ class AttentionPoliciesTest {
             for (int r = 0; r < want.length; r++) assertArrayEquals(want[r], got[r], name + " row " + r);
             assertEquals(7, got[0].length);
             assertEquals(7, got[2].length);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("simOnly")
+    void h2oDeviceEntryPointsOnThePagedStateAndTheScoreRows(String name) {
+        // H2O-2 (sequence 0: [2.2, 0.5, 0.3]) and H2O-3 (sequence 1: kept tokens 0, 2 + new token 3: [2.8, 0.4, 0.3]); B = 2,
+        // sequence 0 in blocks [3, 0], sequence 1 in [1, 2]; unheld slots are NaN and never read
+        KvLayout l = KvLayout.of(KvLayout.Kind.FLASH_ATTENTION, tokenprune.methods.DType.F32, 4, 2, 1, 8);
+        float[] state = {0.3f, Float.NaN, 2.8f, 0.4f, 0.3f, Float.NaN, 2.2f, 0.5f};
+        float[] rows = {2.2f, 0.5f, 0.3f, 2.8f, 0.4f, 0.3f};
+        try (tokenprune.device.KernelDevice d = TestDevices.open(name)) {
+            tokenprune.device.Stream stream = d.defaultStream();
+            try (tokenprune.methods.Workspace ws = new tokenprune.methods.Workspace(d, stream);
+                 tokenprune.device.DeviceBuffer st = d.alloc(4L * state.length);
+                 tokenprune.device.DeviceBuffer sc = d.alloc(4L * rows.length);
+                 tokenprune.device.DeviceBuffer tables = d.alloc(4L * 4);
+                 tokenprune.device.DeviceBuffer keep = d.alloc(4L * 4);
+                 tokenprune.device.DeviceBuffer kvLen = d.alloc(4L * 2)) {
+                d.upload(state, st, stream);
+                d.upload(rows, sc, stream);
+                d.upload(new int[] {3, 0, 1, 2}, tables, stream);
+                int[] got = new int[4], kv = new int[2];
+                H2o.keepPagedOnDevice(ws, stream, l, st, tables, 2, new int[] {3, 3}, 1, 1, keep, kvLen).await();
+                d.download(keep, got, stream);
+                d.download(kvLen, kv, stream);
+                assertArrayEquals(new int[] {0, 2, 0, 2}, got, name + " H2O-2, H2O-3 paged");
+                assertArrayEquals(new int[] {2, 2}, kv, name + " kv_len");
+                d.fill(keep, 0xff, stream);
+                H2o.keepOnDevice(ws, stream, sc, new int[] {3, 3}, 1, 1, 1, keep, null).await();
+                d.download(keep, got, stream);
+                assertArrayEquals(new int[] {0, 2, 0, 2}, got, name + " H2O-2, H2O-3 rows");
+            }
         }
     }
 

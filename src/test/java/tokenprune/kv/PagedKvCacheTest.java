@@ -199,4 +199,84 @@ class PagedKvCacheTest {
             assertEquals(pool, c.freeBlockCount(), "every block comes back");
         }
     }
+
+    /** TOKEN granularity: H2O-style compaction to C tokens, trailing blocks released, block 0 kept. */
+    @Test
+    void tokenGranularityCompactsAndReleasesTrailingBlocks() {
+        PagedKvCache c = PagedKvCache.forTokenEviction(10, 4, 6, 4);
+        assertEquals(PagedKvCache.Granularity.TOKEN, c.granularity());
+        assertEquals(3, c.maxBlocksPerSequence(), "ceil((C + slack) / B) = ceil(10 / 4)");
+        int s = c.allocateSequence(5, 5);
+        int[] t0 = c.blockTable(s);
+        c.appendTokens(s, 5);  // kv_len 10 = C + slack
+        c.checkInvariants();
+        rejected(c, "compact first", () -> c.appendTokens(s, 1));
+        rejected(c, "newKvLen", () -> c.compactSequence(s, 5));   // below C
+        rejected(c, "newKvLen", () -> c.compactSequence(s, 11));  // above kv_len
+        rejected(c, "compactSequence", () -> c.evictBlock(s, 1));
+        int[] table = c.blockTable(s);
+        int[] released = c.compactSequence(s, 6);
+        assertArrayEquals(new int[] {table[2]}, released, "6 tokens fit in 2 blocks: the third is released");
+        assertArrayEquals(new int[] {table[0], table[1]}, c.blockTable(s));
+        assertEquals(t0[0], c.blockTable(s)[0]);
+        assertEquals(6, c.kvLen(s));
+        assertEquals(10, c.logicalLength(s), "the logical length (RoPE positions) is unchanged");
+        assertArrayEquals(new int[] {table[2]}, c.pendingEvicted());
+        c.checkInvariants();
+        c.reclaimEvicted();
+        PagedKvCache.Append a = c.appendTokens(s, 1);
+        assertEquals(10, a.positions()[0]);
+        assertEquals(table[1] * 4 + 2, a.slots()[0], "the next token goes right after the compacted ones");
+        rejected(c, "under the budget", () -> c.allocateSequence(3, 5));
+        rejected(c, "C + slack", () -> c.allocateSequence(11, 20));
+        assertThrows(IllegalArgumentException.class, () -> PagedKvCache.forTokenEviction(4, 4, 0, 1));
+        assertThrows(IllegalArgumentException.class, () -> PagedKvCache.forTokenEviction(4, 4, 5, 0));
+        PagedKvCache blocks = new PagedKvCache(8, 4, 12);
+        int b = blocks.allocateSequence(4, 4);
+        rejected(blocks, "evictBlock", () -> blocks.compactSequence(b, 4));
+    }
+
+    /** TOKEN granularity under random append / compact / free traffic: invariants after every operation. */
+    @Test
+    void tokenGranularityInvariantsUnderRandomTraffic() {
+        for (int[] cfg : new int[][] {{4, 7, 1, 40}, {16, 40, 16, 30}, {1, 3, 2, 30}, {5, 23, 9, 60}}) {
+            int b = cfg[0], budget = cfg[1], slack = cfg[2], pool = cfg[3];
+            Random rnd = new Random(b * 131L + budget);
+            PagedKvCache c = PagedKvCache.forTokenEviction(pool, b, budget, slack);
+            List<Integer> live = new ArrayList<>();
+            int compactions = 0;
+            for (int step = 0; step < 3000; step++) {
+                int op = rnd.nextInt(20);
+                String before = snapshot(c);
+                try {
+                    if (op == 0 || live.isEmpty()) {
+                        long l = 1 + rnd.nextInt(3 * budget);
+                        live.add(c.allocateSequence((int) Math.min(l, budget), l));
+                    } else if (op == 1) {
+                        c.freeSequence(live.remove(rnd.nextInt(live.size())));
+                    } else {
+                        int id = live.get(rnd.nextInt(live.size()));
+                        if (c.kvLen(id) == budget + slack) {
+                            int first = c.blockTable(id)[0];
+                            int keep = budget + rnd.nextInt(slack);
+                            int[] released = c.compactSequence(id, keep);
+                            assertEquals(first, c.blockTable(id)[0], "block 0 stays");
+                            assertEquals((budget + slack + b - 1) / b - (keep + b - 1) / b, released.length);
+                            compactions++;
+                        } else {
+                            c.appendTokens(id, 1);
+                        }
+                        if (rnd.nextInt(3) == 0) c.reclaimEvicted();
+                    }
+                } catch (IllegalArgumentException e) {
+                    assertEquals(before, snapshot(c));
+                }
+                c.checkInvariants();
+            }
+            assertTrue(compactions > 50, "the traffic compacts (" + compactions + ")");
+            for (int id : live) c.freeSequence(id);
+            c.reclaimEvicted();
+            assertEquals(pool, c.freeBlockCount(), "every block comes back");
+        }
+    }
 }
