@@ -17,7 +17,9 @@ import tokenprune.methods.DType;
 
 /**
  * Launcher for src/main/cuda/kv_token_score.cu: the PagedEviction token score of a batch of
- * sequences read from a paged KV cache through element strides and block tables. One launch.
+ * sequences read from a paged KV cache through element strides and block tables (16-byte loads when
+ * the cache view and head dim allow, element-wise otherwise; the kernel picks), or the hashed
+ * {@code random} score that reads only the tables. One launch.
  */
 public final class KvTokenScoreKernel {
     static final int THREADS = 256, TOKENS_PER_BLOCK = THREADS / 32;

@@ -22,7 +22,7 @@ public final class KvTokenScores {
      * or a short[] of raw 16-bit patterns, {@code layout.elements()} long; {@code blockTables}:
      * {@code begin.length} rows of {@code tableStride} physical block ids. Throws
      * {@link IllegalArgumentException} on bad shapes, a table entry outside the pool, or NaN/Inf in
-     * a scored token's K or V.
+     * a scored token's K or V (not for the random score, which reads neither).
      */
     public static float[] score(KernelDevice device, KvLayout layout, Object cacheData, int[] blockTables, int tableStride, int[] begin, int[] end,
                                 KvScoreOptions options) {
