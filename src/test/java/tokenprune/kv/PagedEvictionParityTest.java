@@ -87,6 +87,29 @@ class PagedEvictionParityTest {
         }
     }
 
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void pe8ProtectedBlocksUnderEveryRule(String deviceName) {
+        try (KernelDevice device = TestDevices.open(deviceName)) {
+            for (PagedEvictionOptions o : new PagedEvictionOptions[] {PagedEvictionOptions.defaults(), PagedEvictionOptions.defaults().withVictim(Victim.ARGMAX),
+                PagedEvictionOptions.defaults().withVictim(Victim.RANDOM).withSeed(99), PagedEvictionOptions.streamingLlm(), PagedEvictionOptions.local(2)}) {
+                // 3 blocks (0, 1, last): the only candidate is 1 (a budget of 2 blocks, below the 3B the cache asserts, to reach it)
+                DecodeBatch three = new DecodeBatch(1, 1, 4, 8, 10, new int[] {5, 6, 7, -1}, 4, new float[] {1, 2, NAN, NAN}, new int[] {12}, new long[] {20},
+                        new int[] {0}, 1, new float[] {1, 1, 1, 1});
+                Decision d = PagedEviction.decide(device, three, o);
+                PagedEvictionKernelTest.assertDecision(PagedEvictionReference.decodeStep(three, o), d, deviceName + " PE-8 3 blocks " + o);
+                assertArrayEquals(new int[] {1}, d.victims(), "PE-8 3 blocks " + o);
+                // 2 blocks: no candidate, nothing evicted, nothing rejected
+                DecodeBatch two = new DecodeBatch(1, 1, 4, 4, 10, new int[] {5, 6, -1}, 3, new float[] {1, NAN, NAN}, new int[] {8}, new long[] {20},
+                        new int[] {0}, 1, new float[] {1, 1, 1, 1});
+                d = PagedEviction.decide(device, two, o);
+                PagedEvictionKernelTest.assertDecision(PagedEvictionReference.decodeStep(two, o), d, deviceName + " PE-8 2 blocks " + o);
+                assertArrayEquals(new int[] {-1}, d.victims(), "PE-8 2 blocks " + o);
+                assertArrayEquals(new int[] {8}, d.kvLen());
+            }
+        }
+    }
+
     static PagedEvictionOptions randomRule(Random rnd) {
         PagedEvictionOptions o = PagedEvictionKernelTest.randomOptions(rnd);
         o = o.withVictim(Victim.values()[rnd.nextInt(3)]).withSeed(rnd.nextLong());
