@@ -133,6 +133,60 @@ public final class KvKeepSelect {
      */
     public static Pending selectPagedOnDevice(Workspace ws, Stream stream, KvLayout layout, DeviceBuffer state, DeviceBuffer blockTables,
                                               int tableStride, int[] kvLens, Policy policy, DeviceBuffer keep, DeviceBuffer kvLenOut) {
+        checkPaged(layout, state, blockTables, tableStride, kvLens);
+        return enqueue(ws, stream, state, prefix(kvLens), layout.kvHeads(), blockTables, tableStride, layout.blockSize(), layout.numBlocks(), policy, keep,
+                kvLenOut);
+    }
+
+
+    private static Pending enqueue(Workspace ws, Stream stream, DeviceBuffer scores, int[] seqOffsets, int kvHeads, DeviceBuffer tables, int tableStride,
+                                   int blockSize, int numBlocks, Policy policy, DeviceBuffer keep, DeviceBuffer kvLenOut) {
+        if (ws == null || stream == null) throw new IllegalArgumentException("ws, stream: must not be null");
+        ws.requireStream(stream);
+        if (policy == null) throw new IllegalArgumentException("policy: must not be null");
+        int seqs = seqOffsets.length - 1;
+        int[] lens = new int[seqs];
+        for (int s = 0; s < seqs; s++) lens[s] = seqOffsets[s + 1] - seqOffsets[s];
+        int[] keepOffsets = keepOffsets(lens, kvHeads, policy);
+        int rows = keepOffsets.length - 1;
+        if (keep == null || keep.bytes() < 4L * keepOffsets[rows]) throw new IllegalArgumentException("keep: need " + keepOffsets[rows] + " ints");
+        if (kvLenOut != null && kvLenOut.bytes() < 4L * seqs) throw new IllegalArgumentException("kvLenOut: need " + seqs + " ints");
+        StatusWord status = ws.status();
+        int epoch = status.nextEpoch(stream);
+        launch(ws, stream, scores, seqOffsets, kvHeads, tables, tableStride, blockSize, numBlocks, policy, keep, Arrays.copyOf(keepOffsets, rows), kvLenOut,
+                status.buffer(), epoch);
+        return Pending.of(status, epoch, stream, REJECTED);
+    }
+
+    /**
+     * Queues the selection under a caller's epoch (a chain such as {@link TokenEviction} rejects as one call).
+     * {@code rowStarts}: where each row's list begins in {@code keep} (rows = seqs × kvHeads per head, seqs shared),
+     * sized and checked by the caller.
+     */
+    static void launch(Workspace ws, Stream stream, DeviceBuffer scores, int[] seqOffsets, int kvHeads, DeviceBuffer tables, int tableStride,
+                       int blockSize, int numBlocks, Policy policy, DeviceBuffer keep, int[] rowStarts, DeviceBuffer kvLenOut, DeviceBuffer status,
+                       int epoch) {
+        int seqs = seqOffsets.length - 1;
+        boolean over = false, any = false;
+        for (int s = 0; s < seqs; s++) {
+            int n = seqOffsets[s + 1] - seqOffsets[s];
+            over |= n > policy.budget();
+            any |= n > 0;
+        }
+        if (!any && kvLenOut == null) return;
+        long scratchFloats = (long) seqOffsets[seqs] * (policy.shared() ? 1 : kvHeads);
+        boolean paged = tables != null;
+        DeviceBuffer base = over && (paged || policy.shared()) ? ws.scratch("kvKeep.base", 4 * scratchFloats) : null;
+        DeviceBuffer pool = over && policy.poolKernel() > 1 ? ws.scratch("kvKeep.pool", 4 * scratchFloats) : null;
+        DeviceBuffer offs = ws.ints("kvKeep.seqOffsets", seqOffsets, stream);
+        DeviceBuffer starts = ws.ints("kvKeep.keepOffsets", rowStarts, stream);
+        KvKeepKernel.launch(ws.device(), stream, scores, offs, seqs, kvHeads, policy.shared(), tables, tableStride, blockSize, numBlocks, policy.sinks(),
+                policy.recent(), policy.budget(), policy.poolKernel(), policy.pooling() == SnapKv.Pooling.MAX, starts, base, pool, keep, kvLenOut, status,
+                epoch);
+    }
+
+    /** The checks of {@link #selectPagedOnDevice} on the state, tables and lengths. */
+    static void checkPaged(KvLayout layout, DeviceBuffer state, DeviceBuffer blockTables, int tableStride, int[] kvLens) {
         if (layout == null) throw new IllegalArgumentException("layout: must not be null");
         int kvHeads = layout.kvHeads(), b = layout.blockSize();
         checkLens(kvLens, kvHeads);
@@ -144,39 +198,10 @@ public final class KvKeepSelect {
         for (int s = 0; s < kvLens.length; s++)
             if ((kvLens[s] + (long) b - 1) / b > tableStride)
                 throw new IllegalArgumentException("kvLens: sequence " + s + " needs more blocks than tableStride = " + tableStride);
-        return enqueue(ws, stream, state, prefix(kvLens), kvHeads, blockTables, tableStride, b, layout.numBlocks(), policy, keep, kvLenOut);
     }
 
-    private static Pending enqueue(Workspace ws, Stream stream, DeviceBuffer scores, int[] seqOffsets, int kvHeads, DeviceBuffer tables, int tableStride,
-                                   int blockSize, int numBlocks, Policy policy, DeviceBuffer keep, DeviceBuffer kvLenOut) {
-        if (ws == null || stream == null) throw new IllegalArgumentException("ws, stream: must not be null");
-        ws.requireStream(stream);
-        if (policy == null) throw new IllegalArgumentException("policy: must not be null");
-        int seqs = seqOffsets.length - 1;
-        int[] lens = new int[seqs];
-        boolean over = false;
-        for (int s = 0; s < seqs; s++) {
-            lens[s] = seqOffsets[s + 1] - seqOffsets[s];
-            over |= lens[s] > policy.budget();
-        }
-        int[] keepOffsets = keepOffsets(lens, kvHeads, policy);
-        int rows = keepOffsets.length - 1;
-        if (keep == null || keep.bytes() < 4L * keepOffsets[rows]) throw new IllegalArgumentException("keep: need " + keepOffsets[rows] + " ints");
-        if (kvLenOut != null && kvLenOut.bytes() < 4L * seqs) throw new IllegalArgumentException("kvLenOut: need " + seqs + " ints");
-        StatusWord status = ws.status();
-        int epoch = status.nextEpoch(stream);
-        if (keepOffsets[rows] > 0 || kvLenOut != null) {
-            long scratchFloats = (long) seqOffsets[seqs] * (policy.shared() ? 1 : kvHeads);
-            boolean paged = tables != null;
-            DeviceBuffer base = over && (paged || policy.shared()) ? ws.scratch("kvKeep.base", 4 * scratchFloats) : null;
-            DeviceBuffer pool = over && policy.poolKernel() > 1 ? ws.scratch("kvKeep.pool", 4 * scratchFloats) : null;
-            DeviceBuffer offs = ws.ints("kvKeep.seqOffsets", seqOffsets, stream);
-            DeviceBuffer keeps = ws.ints("kvKeep.keepOffsets", keepOffsets, stream);
-            KvKeepKernel.launch(ws.device(), stream, scores, offs, seqs, kvHeads, policy.shared(), tables, tableStride, blockSize, numBlocks,
-                    policy.sinks(), policy.recent(), policy.budget(), policy.poolKernel(), policy.pooling() == SnapKv.Pooling.MAX, keeps, base, pool, keep,
-                    kvLenOut, status.buffer(), epoch);
-        }
-        return Pending.of(status, epoch, stream, REJECTED);
+    static int[] seqOffsets(int[] kvLens) {
+        return prefix(kvLens);
     }
 
     // ------------------------------------------------------------------------------------------------
