@@ -65,10 +65,12 @@ final class BenchCommand {
             int warmup = a.intValue("--warmup", gpu ? 3 : 1);
             if (reps < 1 || warmup < 0) throw new UsageException("--reps must be >= 1 and --warmup >= 0");
             List<String> allOps = new ArrayList<>(BenchCases.OPS);
-            allOps.addAll(KvBenchCases.OPS);
+            List<String> kvAll = new ArrayList<>(KvBenchCases.OPS);
+            kvAll.addAll(KvPolicyBenchCases.OPS);
+            allOps.addAll(kvAll);
             for (String op : ops) if (!allOps.contains(op)) throw new UsageException("--ops: unknown op '" + op + "'; available: " + String.join(", ", allOps));
-            List<String> kvOps = ops.stream().filter(KvBenchCases.OPS::contains).toList();
-            ops = ops.stream().filter(op -> !KvBenchCases.OPS.contains(op)).toList();
+            List<String> kvOps = ops.stream().filter(kvAll::contains).toList();
+            ops = ops.stream().filter(op -> !kvAll.contains(op)).toList();
             // the KV ops: N is the context length, D is fixed by the model shape
             int[] kvNs = a.intList("--n", gpu ? KvBenchCases.GPU_N : new int[] {256});
             int[] kvBs = a.intList("--b", gpu ? KvBenchCases.GPU_B : new int[] {1});
@@ -98,15 +100,18 @@ final class BenchCommand {
                 }
             }
             for (DType dtype : dtypes) for (int b : kvBs) for (int n : kvNs) for (String op : kvOps) {
-                if (op.equals("kv-decide") && dtype != dtypes.get(0)) continue;  // reads fp32 scores only
-                String skip = KvBenchCases.skipReason(op, dtype, b, n);
+                boolean policyOp = KvPolicyBenchCases.OPS.contains(op);
+                boolean fp32Only = op.equals("kv-decide") || op.equals("kv-keep") || op.equals("kv-block");  // they read fp32 scores only
+                if (fp32Only && dtype != dtypes.get(0)) continue;
+                String skip = policyOp ? KvPolicyBenchCases.skipReason(op, dtype, b, n) : KvBenchCases.skipReason(op, dtype, b, n);
                 if (skip != null) {
                     out.printf(Locale.ROOT, "%-10s %-5s %3d %6d skipped: %s%n", op, dtype.suffix(), b, n, skip);
                     continue;
                 }
                 try (Workspace ws = device instanceof KernelDevice kd ? new Workspace(kd, stream) : null;
-                     BenchCase c = KvBenchCases.create(op, device, ws, stream, dtype, b, n)) {
-                    if (!done.add(c.op + "/" + c.dtype + "/" + c.b + "/" + c.n + "/" + c.d)) continue;  // kv-decide ignores dtype
+                     BenchCase c = policyOp ? KvPolicyBenchCases.create(op, device, ws, stream, dtype, b, n)
+                             : KvBenchCases.create(op, device, ws, stream, dtype, b, n)) {
+                    if (!done.add(c.op + "/" + c.dtype + "/" + c.b + "/" + c.n + "/" + c.d)) continue;  // the fp32-only ops ignore dtype
                     double[] ms = ws != null ? timeDevice((KernelDevice) device, profiled, stream, reps, warmup, c) : timeHost(reps, warmup, c);
                     Row r = row(c, device, ms);
                     rows.add(r);

@@ -147,6 +147,22 @@ class KvEvictCliTest {
         assertTrue(lines.stream().anyMatch(l -> l.startsWith("kv-decide,") && l.contains(",f32,2,48,")), String.join("\n", lines));
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu", "sim"})
+    void benchRunsTheAttentionPolicyOps(String device) throws IOException {
+        if (device.equals("sim")) assumeTrue(SimDevice.available(), SimDevice::reason);
+        Path csv = dir.resolve("kvp.csv");
+        CliTest.Result r = CliTest.run("bench", "--device", device, "--ops", "kv-colsum,kv-keep,kv-block,kv-compact", "--n", "70", "--b", "2", "--dtype",
+                "bf16,f32", "--reps", "1", "--warmup", "0", "--csv", csv.toString());
+        assertEquals(0, r.code(), r.err());
+        List<String> lines = Files.readAllLines(csv);
+        // colsum and compact per dtype; keep and block once (fp32 state)
+        assertEquals(1 + 2 + 1 + 1 + 2, lines.size(), String.join("\n", lines));
+        Pattern row = Pattern.compile("^(kv-colsum|kv-keep|kv-block|kv-compact),\"[^\"]*\",(bf16|f32),2,70,1024,\\d+,.*,([12])," + "1$");
+        for (String line : lines.subList(1, lines.size())) assertTrue(row.matcher(line).matches(), line);
+        assertTrue(lines.stream().anyMatch(l -> l.startsWith("kv-keep,") && l.contains(",f32,2,70,1024,54,")), "kv-keep keeps N - 16");
+    }
+
     /** The victim-blocks lists of the per-sequence lines. */
     private static List<String> victims(String out) {
         List<String> v = new java.util.ArrayList<>();
