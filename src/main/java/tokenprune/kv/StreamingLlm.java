@@ -2,7 +2,9 @@ package tokenprune.kv;
 
 /**
  * StreamingLLM (methods-kv.md §6): attention sinks + a recent window, no scores. Kept token indices,
- * ascending. RoPE re-rotation of moved keys is not done here.
+ * ascending, on the host. On a paged cache: {@link TokenEviction.Options#streaming} (token level, with the
+ * RoPE re-rotation of moved keys, SL-4, by {@link KvCompaction.Rope}), {@link BlockEvictionOptions#streaming}
+ * (block level) and {@link PagedEvictionOptions#streamingLlm} (the fork's paged variant, SL-5).
  */
 public final class StreamingLlm {
     private StreamingLlm() {
@@ -17,7 +19,11 @@ public final class StreamingLlm {
     public static int[] evictForSpace(int n, int start, int recent, int numComing) {
         if (n < 0 || start < 0 || recent < 0 || numComing < 0) throw new IllegalArgumentException("n, start, recent, numComing: must be >= 0");
         if (numComing > recent) throw new IllegalArgumentException("numComing: must be <= recent = " + recent + ", was " + numComing);
-        if ((long) n + numComing <= (long) start + recent) return KvKeep.range(0, n);
+        if ((long) n + numComing <= (long) start + recent) {
+            int[] all = new int[n];
+            for (int t = 0; t < n; t++) all[t] = t;
+            return all;
+        }
         int from = Math.max(start, n - recent + numComing);
         int[] k = new int[Math.min(start, n) + Math.max(0, n - from)];
         int i = 0;
