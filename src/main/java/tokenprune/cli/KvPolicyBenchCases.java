@@ -361,15 +361,16 @@ final class KvPolicyBenchCases {
             offsets = new int[b + 1];
             java.util.Arrays.fill(srcLen, held);
             for (int s = 0; s < b; s++) offsets[s + 1] = offsets[s] + n;
-            // per head, drop 16 tokens spread evenly, shifted by the head: the lists of every sequence are alike
+            // per head, drop 16 tokens spread evenly (one per step of held / 16), shifted by the head; every sequence alike
             keep = new int[Math.multiplyExact(HEADS, offsets[b])];
-            int movedTokens = 0;
+            int step = held / DROPPED, movedTokens = 0;
             for (int h = 0; h < HEADS; h++) {
                 int[] row = new int[n];
                 int at = 0;
-                for (int t = 0; t < held && at < n; t++)
-                    if (t % Math.max(1, held / DROPPED) != h % Math.max(1, held / DROPPED) || t / Math.max(1, held / DROPPED) >= DROPPED) row[at++] = t;
-                for (int t = held - 1; at < n; t--) row[at++] = t;  // (not reached for the shapes benched; keeps the list full)
+                for (int t = 0; t < held; t++) {
+                    boolean dropped = t % step == h % step && t / step < DROPPED;
+                    if (!dropped) row[at++] = t;
+                }
                 for (int i = 0; i < n; i++) if (row[i] != i) movedTokens++;
                 for (int s = 0; s < b; s++) System.arraycopy(row, 0, keep, h * offsets[b] + offsets[s], n);
             }
