@@ -27,7 +27,10 @@
 // Grid / block mapping: grid (ceil(max n_s / 32), kv_heads, seqs), 128 threads = 4 warps. A block owns a
 //   tile of 32 keys (lane c = key k0 + c) of one (sequence, kv head), stages them transposed in shared
 //   memory, then walks the (row, group head) pairs of the sequence 16 at a time (Q chunk in shared memory),
-//   warp w taking pairs 4w .. 4w+3 of each chunk. Every lane accumulates its key's column sum in registers in
+//   warp w taking pairs w, w+4, w+8, w+12 of each chunk (interleaved, so a decode step's G = 4 pairs keep
+//   all four warps busy). The K tile is staged with 16-byte loads when every key row is 16-byte aligned
+//   whole units (base, strides and head_dim * sizeof(T) multiples of 16: FlashAttention / FlashInfer with
+//   D = 128), element by element otherwise. Every lane accumulates its key's column sum in registers in
 //   a fixed order; the 4 warps are summed in warp order at the end. Deterministic: no atomics on floats, each
 //   output written by exactly one thread, the same sums in the same order under any schedule.
 //   prev may alias out (in-place accumulation): each element is read and written by the same thread.
@@ -46,7 +49,9 @@
 // Cost per (sequence, kv head): reads n_s D keys once and, per 32-key tile, R G D query elements (R rows:
 //   1 in decode, W for SnapKV), so ~ n_s D (1 + R G / 32) elements; 2 R G D FLOPs + one expf per
 //   (pair, key). Decode, Llama-3.1-8B (G = 4, D = 128, bf16), 4 Ki held tokens: 1 MiB of K per layer
-//   and sequence, ~4 MFLOP. Element-wide loads (not vectorised); not measured on a GPU yet.
+//   and sequence, ~4 MFLOP. K staged with 16-byte loads where aligned (Q element-wise: R G D elements per
+//   tile); the transposed smem writes of the vector path are up to 4-way bank-conflicted. Not measured
+//   on a GPU yet.
 #include "common.cuh"
 
 #define ACS_WARPS 4
@@ -55,6 +60,14 @@
 #define ACS_QT (ACS_WARPS * ACS_PAIRS_PER_WARP)  // (row, head) pairs per chunk: 16
 #define ACS_KT TP_WARP                           // keys per tile: 32, one per lane
 #define ACS_KLD (ACS_KT + 1)                     // padded transposed K tile row
+
+// Whether every key row of the tile starts 16-byte aligned and is whole 16-byte units (block-uniform).
+template <typename T>
+__device__ __forceinline__ bool acs_vec16_ok(const T* cache, long long block_stride, long long slot_stride, long long head_stride, int head_dim) {
+    const long long e = (long long)sizeof(T);
+    return reinterpret_cast<uintptr_t>(cache) % 16 == 0 && (head_dim * e) % 16 == 0 && (block_stride * e) % 16 == 0 && (slot_stride * e) % 16 == 0 &&
+           (head_stride * e) % 16 == 0;
+}
 
 template <typename T>
 __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long long q_head_stride,
@@ -83,21 +96,51 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
     bool bad = false;
 
     // K tile, transposed: ks[i][c] = k_{k0 + c}[i] (zero beyond n)
-    for (int e = threadIdx.x; e < ACS_KT * head_dim; e += blockDim.x) {
-        const int c = e / head_dim, i = e % head_dim;
-        const int key = k0 + c;
-        float val = 0.0f;
-        if (key < n) {
-            const int lb = key / block_size;
-            const int p = lb < table_stride ? block_tables[(long long)s * table_stride + lb] : -1;
-            if (p < 0 || p >= num_blocks) {
-                bad = true;
-            } else {
-                val = tp_to_float(cache[(long long)p * block_stride + (long long)(key % block_size) * slot_stride + (long long)h * head_stride + i]);
-                bad |= tp_is_nonfinite(val);
+    if (acs_vec16_ok(cache, block_stride, slot_stride, head_stride, head_dim)) {
+        constexpr int N = 16 / (int)sizeof(T);  // elements per 16-byte load
+        const int upr = head_dim / N;           // 16-byte units per key row
+        for (int e = threadIdx.x; e < ACS_KT * upr; e += blockDim.x) {
+            const int c = e / upr, u = e % upr;
+            const int key = k0 + c;
+            float val[N];
+#pragma unroll
+            for (int i = 0; i < N; ++i) val[i] = 0.0f;
+            if (key < n) {
+                const int lb = key / block_size;
+                const int p = lb < table_stride ? block_tables[(long long)s * table_stride + lb] : -1;
+                if (p < 0 || p >= num_blocks) {
+                    bad = true;
+                } else {
+                    const uint4 w = *reinterpret_cast<const uint4*>(cache + (long long)p * block_stride + (long long)(key % block_size) * slot_stride +
+                                                                    (long long)h * head_stride + (long long)u * N);
+                    const T* x = reinterpret_cast<const T*>(&w);
+#pragma unroll
+                    for (int i = 0; i < N; ++i) {
+                        val[i] = tp_to_float(x[i]);
+                        bad |= tp_is_nonfinite(val[i]);
+                    }
+                }
             }
+#pragma unroll
+            for (int i = 0; i < N; ++i) ks[(u * N + i) * ACS_KLD + c] = val[i];
         }
-        ks[i * ACS_KLD + c] = val;
+    } else {
+        for (int e = threadIdx.x; e < ACS_KT * head_dim; e += blockDim.x) {
+            const int c = e / head_dim, i = e % head_dim;
+            const int key = k0 + c;
+            float val = 0.0f;
+            if (key < n) {
+                const int lb = key / block_size;
+                const int p = lb < table_stride ? block_tables[(long long)s * table_stride + lb] : -1;
+                if (p < 0 || p >= num_blocks) {
+                    bad = true;
+                } else {
+                    val = tp_to_float(cache[(long long)p * block_stride + (long long)(key % block_size) * slot_stride + (long long)h * head_stride + i]);
+                    bad |= tp_is_nonfinite(val);
+                }
+            }
+            ks[i * ACS_KLD + c] = val;
+        }
     }
 
     float acc = 0.0f;  // this lane's key, this warp's pairs, in pair order
@@ -134,7 +177,7 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
         const int key = k0 + lane;
 #pragma unroll
         for (int jj = 0; jj < ACS_PAIRS_PER_WARP; ++jj) {
-            const int pi = warp * ACS_PAIRS_PER_WARP + jj;
+            const int pi = jj * ACS_WARPS + warp;  // interleaved: a decode step's few pairs spread over all warps
             const int pos = p_pos[pi];
             if (pos < 0 || key > pos) continue;  // absent pair, or masked (causal)
             const float* qrow = qs + pi * head_dim;
