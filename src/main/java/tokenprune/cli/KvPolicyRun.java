@@ -119,7 +119,7 @@ final class KvPolicyRun {
             } else {
                 sb.append(", protected blocks: ").append(sinks / b).append(" first, ").append(recent / b).append(" last");
             }
-            if (policy.a2sf()) sb.append(String.format(Locale.ROOT, ", alpha %s", Float.toString(decay)));
+            if (policy.a2sf()) sb.append(", alpha ").append(decay);
             if (policy.scores) sb.append(", query heads ").append(queryHeads);
             if (policy == Policy.STREAMING) sb.append(ropeBase == null ? ", keys keep their positions" : ", keys re-rotated (rope base " + ropeBase + ")");
             return sb.append("; per step: append, ").append(policy.scores ? "score update, " : "").append("evict").toString();

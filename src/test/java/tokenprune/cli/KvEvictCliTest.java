@@ -292,6 +292,30 @@ class KvEvictCliTest {
     }
 
     @Test
+    void awkwardShapesPassTheCheckAndAgreeOnCpuAndSim() {
+        // 3 layers, 3 KV heads, head dim 6, B = 4, a prompt of 1 token, budgets that are no multiple of B (token policies)
+        String[] shape = {"kv-evict", "--layers", "3", "--kv-heads", "3", "--head-dim", "6", "--block", "4", "--prompt", "1,30,17,8", "--steps", "25",
+            "--dtype", "bf16", "--layout", "flashinfer", "--check"};
+        String[][] modes = {{"--policy", "h2o", "--budget", "13", "--slack", "3", "--sinks", "1", "--q-heads", "6"},
+            {"--policy", "a2sf", "--budget", "13", "--slack", "5", "--alpha", "0", "--q-heads", "3"},
+            {"--policy", "streaming", "--budget", "13", "--sinks", "2", "--slack", "2", "--rope-base", "500000"},
+            {"--policy", "block-h2o", "--budget", "12"}, {"--policy", "block-a2sf", "--budget", "16", "--sinks", "8", "--alpha", "0.7"},
+            {"--policy", "block-streaming", "--budget", "12", "--recent", "8"}};
+        for (String[] mode : modes) {
+            String what = String.join(" ", mode);
+            CliTest.Result cpu = CliTest.run(concat(concat(shape, "--device", "cpu"), mode));
+            assertEquals(0, cpu.code(), what + ": " + cpu.err());
+            assertTrue(cpu.out().contains("prefill: seq 0 prompt 1 kept 1 tokens in 1 blocks"), what + "\n" + cpu.out());
+            assertTrue(cpu.out().contains("check: "), what + "\n" + cpu.out());
+            if (SimDevice.available()) {
+                CliTest.Result sim = CliTest.run(concat(concat(shape, "--device", "sim"), mode));
+                assertEquals(0, sim.code(), what + ": " + sim.err());
+                assertEquals(summary(cpu.out()), summary(sim.out()), what);
+            }
+        }
+    }
+
+    @Test
     void h2oWithSlackOneHoldsExactlyTheBudget() {
         // C = 20 (token policies need no multiple of B), slack 1: seq 0 (prompt 70) keeps 20 and evicts one token every step;
         // seq 1 (prompt 10) grows to 20 after 10 steps, then evicts one per step: 20 evictions
