@@ -316,6 +316,22 @@ class KvEvictCliTest {
     }
 
     @Test
+    void withoutTheCheckTheDeviceRunsAlone() {
+        // no host mirror on a kernel device without --check: the same decisions as the checked cpu run
+        assumeTrue(SimDevice.available(), SimDevice::reason);
+        String[] shape = {"kv-evict", "--layers", "2", "--kv-heads", "2", "--head-dim", "8", "--block", "8", "--budget", "32", "--prompt", "70,20,41", "--steps",
+            "30", "--dtype", "f16"};
+        for (String policy : List.of("h2o", "streaming", "block-a2sf", "block-streaming")) {
+            CliTest.Result cpu = CliTest.run(concat(shape, "--device", "cpu", "--check", "--policy", policy));
+            CliTest.Result sim = CliTest.run(concat(shape, "--device", "sim", "--policy", policy));
+            assertEquals(0, cpu.code(), cpu.err());
+            assertEquals(0, sim.code(), sim.err());
+            assertTrue(!sim.out().contains("check:"), sim.out());
+            assertEquals(summary(cpu.out()), summary(sim.out()), policy);
+        }
+    }
+
+    @Test
     void h2oWithSlackOneHoldsExactlyTheBudget() {
         // C = 20 (token policies need no multiple of B), slack 1: seq 0 (prompt 70) keeps 20 and evicts one token every step;
         // seq 1 (prompt 10) grows to 20 after 10 steps, then evicts one per step: 20 evictions
