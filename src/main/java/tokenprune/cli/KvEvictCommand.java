@@ -39,6 +39,7 @@ import tokenprune.reference.PagedEvictionReference;
  * options of methods-kv.md §2.3.1 / §2.4 are exposed: {@code --score}, {@code --head-agg},
  * {@code --window}, {@code --victim}, {@code --layer-agg}, and {@code --preset streaming}
  * (StreamingLLM's paged variant, SL-5); {@code --seed} also seeds the random score and victim.
+ * {@code --policy} other than pe runs the attention-score policies instead ({@link KvPolicyRun}).
  */
 final class KvEvictCommand {
     /** A decision that disagrees with the reference, or a broken cache invariant: exit 1. */
@@ -49,7 +50,8 @@ final class KvEvictCommand {
     }
 
     private static final Set<String> VALUED = Set.of("--layers", "--kv-heads", "--head-dim", "--block", "--budget", "--prompt", "--steps", "--batch",
-            "--layout", "--dtype", "--device", "--seed", "--score", "--head-agg", "--window", "--victim", "--layer-agg", "--preset");
+            "--layout", "--dtype", "--device", "--seed", "--score", "--head-agg", "--window", "--victim", "--layer-agg", "--preset",
+            "--policy", "--hh", "--recent", "--sinks", "--alpha", "--slack", "--rope-base", "--q-heads");
     private static final Set<String> SIZES = Set.of("--layers", "--kv-heads", "--head-dim", "--budget", "--prompt", "--steps");
 
     private KvEvictCommand() {
@@ -69,8 +71,10 @@ final class KvEvictCommand {
             default -> throw new UsageException("--dtype: expected f16, bf16 or f32, got '" + a.get("--dtype", "") + "'");
         };
         long seed = a.intValue("--seed", 1);
-        KvScoreOptions scoreOptions = scoreOptions(a, seed);
-        PagedEvictionOptions options = evictionOptions(a, seed);
+        KvPolicyRun.Policy policy = KvPolicyRun.Policy.parse(a.get("--policy", "pe"));
+        KvPolicyRun.rejectForeign(a, policy);
+        KvScoreOptions scoreOptions = policy == null ? scoreOptions(a, seed) : null;
+        PagedEvictionOptions options = policy == null ? evictionOptions(a, seed) : null;
         String deviceName = a.get("--device", "auto");
         try (Device device = Devices.open(deviceName)) {
             boolean small = device.kind() != DeviceKind.CUDA;
@@ -83,8 +87,11 @@ final class KvEvictCommand {
             int budget = positive(a, "--budget", small ? 96 : 1024);
             int steps = a.intValue("--steps", small ? 64 : 256);
             if (steps < 0) throw new UsageException("--steps: must be >= 0, was " + steps);
-            if (budget % b != 0) throw new UsageException("--budget: must be a multiple of the block size " + b + ", was " + budget);
-            if ((long) budget < 3L * b) throw new UsageException("--budget: must be at least 3 blocks (" + 3 * b + " tokens), was " + budget);
+            if (policy == null || !policy.token) {  // the BLOCK-granular cache's rules; token policies take any C >= 1
+                if (budget % b != 0) throw new UsageException("--budget: must be a multiple of the block size " + b + ", was " + budget);
+                if ((long) budget < 3L * b) throw new UsageException("--budget: must be at least 3 blocks (" + 3 * b + " tokens), was " + budget);
+            }
+            KvPolicyRun.Config config = policy == null ? null : KvPolicyRun.config(a, policy, budget, b, heads, headDim);
             int[] prompts = a.intList("--prompt", new int[] {small ? 200 : 2048});
             int batch = a.intValue("--batch", prompts.length);
             if (batch < 1) throw new UsageException("--batch: must be >= 1, was " + batch);
@@ -99,6 +106,10 @@ final class KvEvictCommand {
             if (small && !defaulted.isEmpty())
                 out.println("note: " + device.kind().cliName() + " is slow; " + String.join(", ", defaulted.stream().sorted().toList())
                         + " not given, using a small model (2 layers, 2 kv heads, head dim 16, prompt 200, budget 96, steps 64)");
+            if (config != null) {
+                new KvPolicyRun(device, config, kind, dtype, layers, heads, headDim, b, prompts, steps, seed, a.has("--check"), out).execute();
+                return;
+            }
             Run r = new Run(device, kind, dtype, layers, heads, headDim, b, budget, prompts, steps, seed, scoreOptions, options, a.has("--check"), out);
             r.execute();
         }
