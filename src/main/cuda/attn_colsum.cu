@@ -40,7 +40,7 @@
 //
 // Status convention (maxmin_select.cu): a producer with barriers. On entry tp_call_rejected (a block of an
 //   already-rejected call writes nothing). NaN/Inf in a staged q, k or lse, a logical block index >=
-//   table_stride, a physical block outside [0, num_blocks), or pos_r outside [0, n_s) -> atomicMax(status, epoch)
+//   table_stride, a physical block outside [0, num_blocks), or pos_r outside [0, n_s) -> tp_reject(status, epoch)
 //   and that block's tile is not written (other tiles may be: device callers treat out as undefined after a
 //   rejection; with prev aliasing out, the accumulated state is then partly updated).
 //
@@ -189,7 +189,7 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
     colsum[warp][lane] = acc;
     const bool any_bad = __syncthreads_or(bad) != 0;
     if (any_bad) {
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
     if (warp == 0 && k0 + lane < n) {

@@ -45,10 +45,10 @@
 //   next one; the host zeroes them once when it allocates them.
 //
 // Status convention (maxmin_select.cu): a NaN/Inf element of q_h or of a key row read, or a logit
-//   that overflows fp32, makes the block do atomicMax(status, epoch). Every block still arrives
+//   that overflows fp32, makes the block do tp_reject(status, epoch). Every block still arrives
 //   (the ticket count must reach H); the last block of an image writes nothing if the status
 //   already says epoch, which it does whenever one of its own image's heads was bad (that head's
-//   atomicMax precedes its arrival). Scores of other images of a rejected call may have been
+//   tp_reject precedes its arrival). Scores of other images of a rejected call may have been
 //   written; consumers (the top-k kernel) check the status and write nothing.
 //
 // Cost per image (N tokens, H heads, dh, element size s): reads N H dh s bytes of keys + H dh s of
@@ -138,7 +138,7 @@ __device__ __forceinline__ void ca_scores(const T* __restrict__ q, long long q_i
             if (t > 0) ph[t - 1] = logit[t] / sum;
         }
     } else if (threadIdx.x == 0) {
-        atomicMax(status, epoch);
+        tp_reject(status, epoch);
     }
 
     // arrive: every thread's probs stores are made visible device-wide before thread 0 takes a ticket
@@ -148,7 +148,7 @@ __device__ __forceinline__ void ca_scores(const T* __restrict__ q, long long q_i
         const bool last = atomicInc(&arrivals[b], (unsigned)(heads - 1)) == (unsigned)(heads - 1);
         __threadfence();  // acquire side: the other heads' probs (and status) are read after the ticket
         // write nothing if this image (or any other so far) was rejected; one read, so the block agrees
-        write_scores = last && __ldcg(status) != epoch;
+        write_scores = last && !tp_status_rejects(__ldcg(status), epoch);
     }
     __syncthreads();
     if (!write_scores) return;

@@ -36,13 +36,26 @@ extern __shared__ __align__(16) unsigned char tp_dynamic_smem_bytes[];
 #define TP_FULL_MASK 0xffffffffu
 #define TP_WARP 32
 
-// Status convention (see maxmin_select.cu): a kernel that rejects its input does
-// atomicMax(status, epoch); every kernel of the call checks on entry whether the call was rejected.
-// The check must be block-uniform: a block of the SAME launch may set the status while this block's
-// warps are reading it, and a block whose warps disagree would split at its barriers (undefined on
-// the GPU; the simulator runs blocks one at a time and cannot show it). Hence a barrier-OR.
+// Status convention (see maxmin_select.cu; host side tokenprune.kernels.StatusWord): each call takes a
+// fresh, increasing epoch. The status word holds 0, or the epoch of the FIRST call rejected since the
+// host last cleared it: a kernel that rejects its input does tp_reject (compare-and-swap from 0, so no
+// later call overwrites it). A call counts as rejected when the word is non-zero and <= its epoch, so a
+// rejection poisons every later call queued on the same status word until the host has observed it:
+// no call runs on top of state that an earlier, rejected call left unapplied. Every kernel of a call
+// checks on entry whether the call was rejected. The check must be block-uniform: a block of the SAME
+// launch may set the status while this block's warps are reading it, and a block whose warps disagree
+// would split at its barriers (undefined on the GPU; the simulator runs blocks one at a time and cannot
+// show it). Hence a barrier-OR.
+__device__ __forceinline__ void tp_reject(int* status, int epoch) {
+    atomicCAS(status, 0, epoch);
+}
+
+__device__ __forceinline__ bool tp_status_rejects(int word, int epoch) {
+    return word != 0 && word <= epoch;
+}
+
 __device__ __forceinline__ bool tp_call_rejected(const int* status, int epoch) {
-    return __syncthreads_or(*status == epoch) != 0;
+    return __syncthreads_or(tp_status_rejects(*status, epoch)) != 0;
 }
 
 // ---------------------------------------------------------------------------------------------

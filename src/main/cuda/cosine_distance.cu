@@ -225,7 +225,7 @@ tp_cosine_distance_f32(const float* __restrict__ x, long long row_stride, const 
         }
         __syncthreads();
     }
-    if (nonfinite) atomicMax(status, epoch);
+    if (nonfinite) tp_reject(status, epoch);
     if (threadIdx.x < CD_TILE) inv_norm_a[threadIdx.x] = cd_inverse_norm(sumsq);
     else if (threadIdx.x < 2 * CD_TILE) inv_norm_b[threadIdx.x - CD_TILE] = cd_inverse_norm(sumsq);
 #pragma unroll
@@ -362,7 +362,7 @@ __device__ void cosine_distance_tc(const T* __restrict__ x, long long row_stride
         }
         __syncthreads();
     }
-    if (nonfinite) atomicMax(status, epoch);
+    if (nonfinite) tp_reject(status, epoch);
     if (threadIdx.x < CD_TILE) inv_norm_a[threadIdx.x] = cd_inverse_norm(sumsq);
     else inv_norm_b[threadIdx.x - CD_TILE] = cd_inverse_norm(sumsq);
 #pragma unroll

@@ -44,7 +44,7 @@
 //       Writes cos[P image_base + p L + j] for every pivot row p (topk order) and image token j; block
 //       x = 0 writes the pivots. Bytes: L * dh * elt read once (the candidates; pivots from L2),
 //       4 P L written. FLOPs: 2 P L dh (one 8-pivot pass when P <= 8; each further group of 8
-//       re-reads the candidates, from L2). A block that finds *status == epoch on entry (decided
+//       re-reads the candidates, from L2). A block that finds the call rejected on entry (decided
 //       block-wide: this launch's own blocks may be setting it) does nothing.
 //   tp_dart_select           grid B, one block per sequence, threads = L rounded up to a warp (<= 1024,
 //       so one compaction chunk up to L = 1024). On chip: the pool flags (one byte per token: 0 in the
@@ -76,11 +76,11 @@
 //   p_txt <= seq_len - s - L, L - p_img >= (p_img + p_txt) * token_topk (the host checks all of these);
 //   dynamic shared memory of tp_dart_select: 5 * max L bytes (rounded up to 4).
 //
-// Status convention (maxmin_select.cu): the first two kernels atomicMax(status, epoch) on a NaN/Inf
+// Status convention (maxmin_select.cu): the first two kernels tp_reject(status, epoch) on a NaN/Inf
 //   in the keys or hidden rows of tokens [s, seq_len) (the prefix [0, s) is never read), and on
 //   finite values so large that a key's L1 norm or a hidden row's squared norm overflows fp32 (the
 //   scores would be meaningless); the cosine kernel skips its work and tp_dart_select writes
-//   nothing when *status == epoch. Every score tp_dart_select ranks is then finite.
+//   nothing when the call was rejected. Every score tp_dart_select ranks is then finite.
 #include "common.cuh"
 
 #define DART_MAX_PIVOTS 32
@@ -179,7 +179,7 @@ __device__ void dart_key_l1(const T* __restrict__ keys, long long row_stride, in
     const T* row = keys + (long long)(q.first_row + j) * row_stride;
     bool bad = false;
     const float l1 = tp_warp_sum(dart_warp_row_l1(row, d, dart_vec16(keys, row_stride, d), bad));
-    if (bad || tp_is_nonfinite(l1)) atomicMax(status, epoch);  // NaN/Inf, or an L1 norm beyond fp32
+    if (bad || tp_is_nonfinite(l1)) tp_reject(status, epoch);  // NaN/Inf, or an L1 norm beyond fp32
     if (threadIdx.x % TP_WARP == 0) key_l1[q.first_row + j] = l1;
 }
 
@@ -262,7 +262,7 @@ __device__ void dart_cosine(const T* __restrict__ hidden, long long row_stride, 
         for (int r = blockIdx.x * (DART_WARPS - 1) + warp - 1; r < text; r += gridDim.x * (DART_WARPS - 1))
             dart_warp_row_l1(rows + (long long)(text0 + r) * row_stride, d, vec16, bad);
     }
-    if (bad) atomicMax(status, epoch);
+    if (bad) tp_reject(status, epoch);
     const int tile0 = blockIdx.x * DART_TILE;
     if (tile0 >= q.len) return;  // uniform: a tile beyond this sequence's image block
     __syncthreads();             // piv[] is visible to the block
@@ -345,7 +345,7 @@ __device__ void dart_cosine(const T* __restrict__ hidden, long long row_stride, 
         }
         __syncthreads();  // part and piv_inv are rewritten by the next group
     }
-    if (bad) atomicMax(status, epoch);
+    if (bad) tp_reject(status, epoch);
 }
 
 extern "C" __global__ void __launch_bounds__(DART_THREADS)

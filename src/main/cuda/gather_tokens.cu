@@ -19,7 +19,7 @@
 //   d % 8 == 0), all loads of a lane issued before its stores. The set of row g is found by a binary
 //   search over keep_offsets (sets + 1 ints, L1-resident). No shared memory, no barriers.
 //
-// Status convention (maxmin_select.cu): a consumer: if *status == epoch on entry (a selection kernel
+// Status convention (maxmin_select.cu): a consumer: if the call was rejected on entry (tp_call_rejected) (a selection kernel
 //   of the same call rejected its input) nothing is written. It also validates: a kept index
 //   outside 0 .. n_b-1 sets *status = epoch and that output row is not written (other rows may be;
 //   the host API checks indices before launching, so there it never happens).
@@ -77,7 +77,7 @@ tp_gather_tokens(const unsigned char* __restrict__ src, long long src_row_stride
     const int i = kept[g];
     const int first = src_row_offsets[b];
     if (i < 0 || i >= src_row_offsets[b + 1] - first) {
-        if (lane == 0) atomicMax(status, epoch);
+        if (lane == 0) tp_reject(status, epoch);
         return;
     }
     if (positions != nullptr && blockIdx.y == 0 && lane == 0) positions[g] = position_base + (original_positions ? i : r);

@@ -34,7 +34,7 @@
 //     which is why recent_blocks >= 1.
 //   policy 1 (STREAMING, no scores; SL-5 decode): victim = logical block sink_blocks.
 //   stage[2s] = victim logical index or -1, stage[2s + 1] = its physical block or -1.
-//   Rejects (atomicMax(status, epoch); stage is scratch, so nothing of the caller's changes and the
+//   Rejects (tp_reject(status, epoch); stage is scratch, so nothing of the caller's changes and the
 //   apply launch does nothing): a triggered sequence with n_blocks > table_stride; a candidate's (or
 //   the STREAMING victim's) physical id outside [0, num_blocks); a NaN/Inf state value of a candidate
 //   block or a non-finite candidate sum.
@@ -63,7 +63,7 @@ tp_kv_block_victim(const float* const* __restrict__ layer_states, int layers, in
     }
     const int nb = kv / block_size;
     if (nb > table_stride) {  // uniform
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
     const int* table = block_tables + (long long)s * table_stride;
@@ -96,7 +96,7 @@ tp_kv_block_victim(const float* const* __restrict__ layer_states, int layers, in
         }
     }
     if (__syncthreads_or(bad)) {
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
     tp_block_argmax(best_v, best_i, scratch_v, scratch_i);
@@ -104,7 +104,7 @@ tp_kv_block_victim(const float* const* __restrict__ layer_states, int layers, in
         int phys = -1;
         if (best_i >= 0) {
             phys = table[best_i];
-            if (phys < 0 || phys >= num_blocks) { atomicMax(status, epoch); return; }
+            if (phys < 0 || phys >= num_blocks) { tp_reject(status, epoch); return; }
         }
         stage[2 * s] = best_i;
         stage[2 * s + 1] = phys;

@@ -30,7 +30,7 @@
 //   the barrier-OR): for row (s, l) checks every list that the row uses (kv_heads lists, or 1 when
 //   shared): 0 <= K[i] < src_len[s], K[i] > K[i-1], the source table entry of K[i] within the table
 //   row and the pool [0, num_blocks); the first ceil(n_s / B) destination entries within the pool.
-//   Bad -> atomicMax(status, epoch). It runs as a SEPARATE launch before the move so that a rejected
+//   Bad -> tp_reject(status, epoch). It runs as a SEPARATE launch before the move so that a rejected
 //   call writes nothing at all: a check inside the move kernel could only protect its own row (the
 //   move kernel's blocks of other rows may already have written, and the entry check of a row's
 //   blocks would race with a same-launch rejection, leaving e.g. K moved and V not).
@@ -95,7 +95,7 @@ tp_kv_compact_check(const int* __restrict__ src_tables, int src_table_stride, co
         const int p = j < dst_table_stride ? dst_tables[(long long)s * dst_table_stride + j] : -1;
         bad |= p < 0 || p >= num_blocks;
     }
-    if (__syncthreads_or(bad) && threadIdx.x == 0) atomicMax(status, epoch);
+    if (__syncthreads_or(bad) && threadIdx.x == 0) tp_reject(status, epoch);
 }
 
 __device__ __forceinline__ void kvc_store(float* p, float v) { *p = v; }

@@ -38,7 +38,7 @@
 //
 // Status convention (maxmin_select.cu): exits at once if the call was already rejected. A NaN/Inf score
 //   read by the row (every head in shared mode; also a head mean or pooled value that overflows), or a
-//   table entry of a held block outside [0, num_blocks): atomicMax(status, epoch) and that row's keep
+//   table entry of a held block outside [0, num_blocks): tp_reject(status, epoch) and that row's keep
 //   entries are not written (kv_len_out may be, by a head-0 row that is itself fine).
 //
 // Cost per row over budget: reads n * (1 or kv_heads) scores once, writes <= n scratch floats, pooling
@@ -101,7 +101,7 @@ tp_kv_keep_select(const float* __restrict__ scores, const int* __restrict__ seq_
         if (over && !direct && t < end) base_scratch[scratch_off + t] = v;
     }
     if (__syncthreads_or(bad)) {  // also orders the base_scratch writes before the reads below
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
     if (kv_len_out != nullptr && h == 0 && threadIdx.x == 0) kv_len_out[s] = over ? budget : n;
@@ -129,7 +129,7 @@ tp_kv_keep_select(const float* __restrict__ scores, const int* __restrict__ seq_
             pool[i] = v;
         }
         if (__syncthreads_or(pbad)) {
-            if (threadIdx.x == 0) atomicMax(status, epoch);
+            if (threadIdx.x == 0) tp_reject(status, epoch);
             return;
         }
         cand = pool;

@@ -97,12 +97,12 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
     const int t = (token_begin != nullptr ? token_begin[s] : 0) + (g - out_offsets[s]);
     const int logical_block = t / block_size;
     if (t < 0 || logical_block >= table_stride) {
-        if (lane == 0) atomicMax(status, epoch);
+        if (lane == 0) tp_reject(status, epoch);
         return;
     }
     const int p = block_tables[(long long)s * table_stride + logical_block];
     if (p < 0 || p >= num_blocks) {
-        if (lane == 0) atomicMax(status, epoch);
+        if (lane == 0) tp_reject(status, epoch);
         return;
     }
     const T* kbase = cache + (long long)p * block_stride + (long long)(t % block_size) * slot_stride;
@@ -158,7 +158,7 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
         }
     }
     if (__any_sync(TP_FULL_MASK, bad)) {
-        if (lane == 0) atomicMax(status, epoch);
+        if (lane == 0) tp_reject(status, epoch);
         return;
     }
     const float inv_h = 1.0f / (float)heads;
@@ -207,12 +207,12 @@ tp_kv_random_score(int block_size, int num_blocks, const int* __restrict__ block
     const int t = (token_begin != nullptr ? token_begin[s] : 0) + (g - out_offsets[s]);
     const int logical_block = t / block_size;
     if (t < 0 || logical_block >= table_stride) {
-        atomicMax(status, epoch);
+        tp_reject(status, epoch);
         return;
     }
     const int p = block_tables[(long long)s * table_stride + logical_block];
     if (p < 0 || p >= num_blocks) {
-        atomicMax(status, epoch);
+        tp_reject(status, epoch);
         return;
     }
     scores[g] = tp_hash_unit(tp_hash3((unsigned long long)seed, (unsigned long long)p, (unsigned long long)(t % block_size)));

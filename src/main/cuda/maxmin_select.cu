@@ -15,9 +15,11 @@
 //   (per row, per 64-column tile: min and second-min; tiles_max tiles per row).
 //
 // Status convention (shared by all kernels that validate their input)
-//   Producers atomicMax(status, epoch) on bad input; the caller passes a fresh epoch per call, so
-//   the status word never needs clearing (no memset launch, no host round trip). A consumer that
-//   sees *status == epoch writes nothing, and the host raises the error after its sync.
+//   Producers tp_reject(status, epoch) on bad input; the caller passes a fresh, increasing epoch per
+//   call, so the status word needs clearing only after the host has seen a rejection (no memset
+//   launch per call, no host round trip). A consumer that finds the call rejected (tp_call_rejected:
+//   the word holds this epoch, or an earlier one not yet observed) writes nothing, and the host raises
+//   the error after its sync. See common.cuh.
 //
 // Grid / block mapping
 //   One block per set (gridDim.x = B), any multiple of 32 threads up to 1024; thread t owns

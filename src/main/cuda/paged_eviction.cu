@@ -35,7 +35,7 @@
 //   Rules 2 and 3 read neither fill_scores nor block_scores: new_scores = NaN (the cached score of the
 //   filled block stays unset; fill_scores may be any pointer).
 //   stage[2s] = victim or -1, stage[2s + 1] = its physical block or -1.
-//   Rejects (atomicMax(status, epoch)): fill_at >= fills; kv_len of a filled sequence < B, not a
+//   Rejects (tp_reject(status, epoch)): fill_at >= fills; kv_len of a filled sequence < B, not a
 //   multiple of B, or n_blocks > table_stride; (rules 0, 1) a NaN/Inf token score of the filled block
 //   or block score of a candidate (an unset candidate score is NaN); a victim's physical id outside
 //   [0, num_blocks).
@@ -73,7 +73,7 @@ tp_pe_decode_decide(const float* __restrict__ fill_scores, int fills, const int*
     const int kv = kv_len[s];
     const int nb = kv / block_size;
     if (f >= fills || kv < block_size || kv % block_size != 0 || nb > table_stride) {  // uniform
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
 
@@ -126,7 +126,7 @@ tp_pe_decode_decide(const float* __restrict__ fill_scores, int fills, const int*
         }
     }
     if (__syncthreads_or(bad)) {
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
     tp_block_argmax(best_v, best_i, scratch_v, scratch_i);
@@ -134,7 +134,7 @@ tp_pe_decode_decide(const float* __restrict__ fill_scores, int fills, const int*
         int phys = -1;
         if (best_i >= 0) {
             phys = block_tables[(long long)s * table_stride + best_i];
-            if (phys < 0 || phys >= num_blocks) { atomicMax(status, epoch); return; }
+            if (phys < 0 || phys >= num_blocks) { tp_reject(status, epoch); return; }
         }
         stage[2 * s] = best_i;
         stage[2 * s + 1] = phys;
@@ -205,7 +205,7 @@ tp_pe_decode_apply(const int* __restrict__ stage, const float* __restrict__ new_
 //   copies the middle reversed into rev_scratch (at the row's offset; same size as scores), then
 //   tp_block_topk_cut + tp_block_topk_compact (idx_scratch, same size) give reversed indices
 //   ascending = positions descending, written back mirrored. NaN/Inf anywhere in the row:
-//   atomicMax(status, epoch) and the row is not written. Exits at once if the call was already rejected.
+//   tp_reject(status, epoch) and the row is not written. Exits at once if the call was already rejected.
 //   scores == nullptr: the score is the position (StreamingLLM's paged prefill, SL-5), so the kept
 //   middle is its last C - 2B tokens; nothing is read, no scratch is touched (rev/idx may be nullptr).
 //   Cost: reads each middle score <= 5 times (copy + <= 4 radix passes), writes C + r ints per prompt.
@@ -228,7 +228,7 @@ tp_pe_prefill_keep(const float* __restrict__ scores, const int* __restrict__ row
         int bad = 0;
         for (int i = threadIdx.x; i < L; i += blockDim.x) bad |= tp_is_nonfinite(scores[base + i]);
         if (__syncthreads_or(bad)) {
-            if (threadIdx.x == 0) atomicMax(status, epoch);
+            if (threadIdx.x == 0) tp_reject(status, epoch);
             return;
         }
     }

@@ -22,9 +22,9 @@
 //   tp_threshold_select is the same compaction with the cut (key(threshold), all bits, unlimited
 //   ties), i.e. key >= key(threshold), after a pass that checks the row.
 //
-// Status convention (maxmin_select.cu): if *status == epoch on entry an earlier kernel of the
+// Status convention (maxmin_select.cu): if the call was rejected on entry (tp_call_rejected) an earlier kernel of the
 //   call rejected it and the block writes nothing. A block that finds a NaN/Inf score in its own
-//   row does atomicMax(status, epoch) and writes nothing. The check of a row completes (a block-wide
+//   row does tp_reject(status, epoch) and writes nothing. The check of a row completes (a block-wide
 //   vote) before any of its outputs is written, so a row holding a non-finite score is never
 //   written; rows of the same call without one may be (blocks do not wait for each other). The
 //   host API throws for the whole call and returns nothing.
@@ -62,7 +62,7 @@ tp_topk_select(const float* __restrict__ scores, const int* __restrict__ row_off
 
     const TpTopkCut cut = tp_block_topk_cut(v, n, k, hist, bcast);
     if (cut.nonfinite) {  // uniform: the result of a block-wide vote
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
     tp_block_topk_compact(v, n, cut, kept + keep_offsets[row], keep_mask != nullptr ? keep_mask + first : nullptr, scan_scratch, &scan_total);
@@ -85,7 +85,7 @@ tp_threshold_select(const float* __restrict__ scores, const int* __restrict__ ro
     int bad = 0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) bad |= tp_is_nonfinite(v[i]);
     if (__syncthreads_or(bad)) {
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
     TpTopkCut cut;

@@ -42,7 +42,7 @@
 //
 // Status convention (maxmin_select.cu), with one epoch per request: every kernel of the request
 // uses the same epoch, so a rejection at any point withholds every later output of the request.
-// Producers (ttv, iga, select) atomicMax(status, epoch) on bad input; select writes nothing when
+// Producers (ttv, iga, select) tp_reject(status, epoch) on bad input; select writes nothing when
 // the request was rejected.
 //
 // Grid / block mapping
@@ -165,7 +165,7 @@ __device__ void tpr_ttv(const T* __restrict__ u, long long u_stride, const T* __
         const int j = t - s.image_start;
         if (lane == 0 && j >= 0 && j < s.image_count) me[s.image_offset + j] = (nv / nu) * e;
     }
-    if (bad) atomicMax(status, epoch);
+    if (bad) tp_reject(status, epoch);
     if (lane == 0) e_part[warp] = e;
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -320,7 +320,7 @@ __device__ void tpr_iga(const T* __restrict__ q, long long q_token_stride, long 
             out[k0 + lane - s.image_start] = c;
         }
     }
-    if (bad) atomicMax(status, epoch);
+    if (bad) tp_reject(status, epoch);
 }
 
 extern "C" __global__ void __launch_bounds__(TPR_IGA_THREADS)
@@ -422,7 +422,7 @@ tp_transprune_select(const int* __restrict__ seq, const float* __restrict__ me, 
     // Block-uniform: other blocks may reject too, but each decides for itself on its own scores,
     // and the barrier also publishes every thread's scores (and a_row) to the whole block.
     if (__syncthreads_or(bad)) {
-        if (threadIdx.x == 0) atomicMax(status, epoch);
+        if (threadIdx.x == 0) tp_reject(status, epoch);
         return;
     }
 

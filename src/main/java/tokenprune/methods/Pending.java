@@ -5,8 +5,11 @@ import tokenprune.kernels.StatusWord;
 
 /**
  * Work queued on a stream whose input check completes on the device. {@link #await} waits for the
- * stream and throws {@link IllegalArgumentException} if a kernel rejected the input (in which case
- * nothing was written to the caller's outputs).
+ * stream and throws {@link IllegalArgumentException} if a kernel rejected the input, or if an earlier
+ * call queued on the same workspace was rejected (that rejection stops every later call until it has
+ * been observed, so nothing runs on top of its unapplied results). What a rejected call may have
+ * written is stated by each method: the selections write nothing; producers that score rows
+ * independently (token scores, keep lists, prefill keep) may have written the rows they accepted.
  */
 public final class Pending {
     private final StatusWord status;
@@ -27,6 +30,9 @@ public final class Pending {
     }
 
     public void await() {
-        if (status.rejected(epoch, stream)) throw new IllegalArgumentException(rejection);
+        int by = status.rejectedBy(epoch, stream);
+        if (by == epoch) throw new IllegalArgumentException(rejection);
+        if (by != 0) throw new IllegalArgumentException("not run: an earlier call queued on this workspace was rejected (await each call, or the first "
+                + "one that failed, to see why); this call's check: " + rejection);
     }
 }

@@ -137,6 +137,7 @@ public final class TransPruneAccumulator implements AutoCloseable {
         checkTokens(v, "v");
         if (v.dtype() != u.dtype()) throw new IllegalArgumentException("v: dtype " + v.dtype() + " differs from u's " + u.dtype());
         if (v.layout().d() != u.layout().d()) throw new IllegalArgumentException("v: d = " + v.layout().d() + " differs from u's d = " + u.layout().d());
+        if (status.knownRejected(epoch)) return new Pending(status, epoch, stream, REJECTED);  // the request failed: launch nothing more
         if (pending == slotCapacity) growSlots();
         DeviceBuffer seq = ws.ints("transprune.seq", current.descriptor(), stream);
         TtvKernel.launch(device, stream, u.dtype(), u.data(), u.layout().rowStride(), v.data(), v.layout().rowStride(), u.layout().d(), seq,
@@ -194,6 +195,7 @@ public final class TransPruneAccumulator implements AutoCloseable {
         }
         if (keptOut != null) requireBytes(keptOut, 4L * next.totalImage(), "keptOut");
         if (rowGatherOut != null) requireBytes(rowGatherOut, 4L * next.totalRows(), "rowGatherOut");
+        if (status.knownRejected(epoch)) return new Pending(status, epoch, stream, REJECTED);  // the request failed: launch nothing more
 
         int images = current.totalImage();
         DeviceBuffer seq = ws.ints("transprune.seq", current.descriptor(), stream);
