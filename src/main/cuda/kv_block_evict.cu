@@ -19,8 +19,9 @@
 // tp_kv_block_victim — grid = seqs blocks, KBE_THREADS = 128 threads (4 warps), one block per
 //   sequence; 256 B static smem (the arg-min scratch).
 //   Trigger (PE-REF §2.3.2 step 5): kv_len >= B, kv_len % B == 0 (the newest block is full),
-//   logical_len > budget and kv_len - B >= budget. Idempotent: once evicted kv_len - B < budget, so a
-//   sequence whose block filled in an earlier step and was already shortened is not triggered again.
+//   logical_len > budget and kv_len - B >= budget. Once a sequence sits in [C, C + B) after its
+//   eviction a repeated call does not trigger again; a sequence held at kv_len >= C + 2B (a prompt not
+//   pruned to C + r first) sheds one block per call and per filled block, so prune prompts at prefill.
 //   Not triggered: stage = (-1, -1). Triggered: n_blocks = kv_len / B, candidates = logical blocks
 //   [sink_blocks, n_blocks - 1 - recent_blocks] (empty: no victim).
 //   policy 0 (ATTENTION, H2O / A2SF: the state's decay says which): victim = argmin of the block

@@ -29,7 +29,8 @@
 // tp_kv_compact_check (validation, grid (seqs, layers), KVC_THREADS threads, no shared memory beyond
 //   the barrier-OR): for row (s, l) checks every list that the row uses (kv_heads lists, or 1 when
 //   shared): 0 <= K[i] < src_len[s], K[i] > K[i-1], the source table entry of K[i] within the table
-//   row and the pool [0, num_blocks); the first ceil(n_s / B) destination entries within the pool.
+//   row and the pool [0, num_blocks); the first ceil(n_s / B) destination entries within the pool and,
+//   out of place, none of them one of the row's source blocks (layer 0's block does it: tables are shared).
 //   Bad -> tp_reject(status, epoch). It runs as a SEPARATE launch before the move so that a rejected
 //   call writes nothing at all: a check inside the move kernel could only protect its own row (the
 //   move kernel's blocks of other rows may already have written, and the entry check of a row's
@@ -47,9 +48,9 @@
 //   source K[i], and a destination of chunk c can only hold the source of a token of chunk c or later
 //   (K[j] >= j >= the chunk's first index), so walking the chunks in order, all reads of a chunk before
 //   its writes, never reads an overwritten slot: race-free with no temporary copy of the cache.
-//   OUT OF PLACE (e.g. the PE-REF prefill copy into fresh blocks): the destination slots must hold no
-//   kept source token of the same call (caller's contract), and the chunks run in parallel blocks.
-//   Assumes no physical block appears twice in one table row or in two rows of a call.
+//   OUT OF PLACE (e.g. the PE-REF prefill copy into fresh blocks): the chunks run in parallel blocks, so
+//   a destination block must not be a source block of the call: the check rejects one that is a source
+//   block of its own row; across rows (and a block twice in one row) it is the caller's contract.
 //   Entry: tp_call_rejected (the check kernel or an earlier kernel of the call rejected it) -> nothing.
 //
 // Shared memory (move): dynamic, chunk_tokens * (row_bytes rounded up to 16 + 32) bytes: the staged rows,
@@ -94,6 +95,17 @@ tp_kv_compact_check(const int* __restrict__ src_tables, int src_table_stride, co
     for (int j = threadIdx.x; j < dst_blocks; j += blockDim.x) {
         const int p = j < dst_table_stride ? dst_tables[(long long)s * dst_table_stride + j] : -1;
         bad |= p < 0 || p >= num_blocks;
+    }
+    if (l == 0 && dst_tables != src_tables) {
+        // out of place the chunks run in parallel blocks: a destination block that is one of the row's own
+        // source blocks would be written while other chunks still read it (tables are shared by the layers)
+        const int src_blocks = (n_src + block_size - 1) / block_size;
+        for (long long e = threadIdx.x; e < (long long)dst_blocks * src_blocks; e += blockDim.x) {
+            const int j = (int)(e / src_blocks), i = (int)(e % src_blocks);
+            if (j < dst_table_stride && i < src_table_stride &&
+                dst_tables[(long long)s * dst_table_stride + j] == src_tables[(long long)s * src_table_stride + i])
+                bad = 1;
+        }
     }
     if (__syncthreads_or(bad) && threadIdx.x == 0) tp_reject(status, epoch);
 }

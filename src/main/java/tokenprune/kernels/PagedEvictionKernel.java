@@ -60,8 +60,8 @@ public final class PagedEvictionKernel {
                                    int blockSize, int seqs, DeviceBuffer blockTables, int tableStride, DeviceBuffer blockScores, DeviceBuffer kvLen,
                                    DeviceBuffer victims, DeviceBuffer freed, DeviceBuffer status, int epoch) {
         device.launch(APPLY, Dim3.of(seqs), Dim3.of(THREADS), 0, stream,
-                KernelArgs.of().ptr(stage).ptr(newScores).ptr(fillAt).i32(layers).i32(blockSize).i32(seqs).ptr(blockTables).i32(tableStride)
-                        .ptr(blockScores).ptr(kvLen).ptr(victims).ptr(freed).ptr(status).i32(epoch));
+                KernelArgs.of().ptr(stage).ptrOrNull(newScores).ptr(fillAt).i32(layers).i32(blockSize).i32(seqs).ptr(blockTables).i32(tableStride)
+                        .ptrOrNull(blockScores).ptr(kvLen).ptr(victims).ptr(freed).ptr(status).i32(epoch));
     }
 
     /**

@@ -138,9 +138,9 @@ public final class BlockEviction {
         KvBlockEvictKernel.launchVictim(device, stream, addresses, layers, attention ? kvHeads : 1, state.blockSize(), seqs, state.budget(),
                 options.sinkBlocks(), options.recentBlocks(), options.policy().code(), state.blockTables(), state.tableStride(), state.numBlocks(),
                 state.kvLen(), state.logicalLen(), stage, status.buffer(), epoch);
-        // layers = 0: no block-score rows; new_scores and block_scores are never dereferenced then
-        PagedEvictionKernel.launchApply(device, stream, stage, stage, applyRows, 0, state.blockSize(), seqs, state.blockTables(), state.tableStride(),
-                stage, state.kvLen(), victims, freed, status.buffer(), epoch);
+        // layers = 0: no block-score rows; new_scores and block_scores are null (never dereferenced then)
+        PagedEvictionKernel.launchApply(device, stream, stage, null, applyRows, 0, state.blockSize(), seqs, state.blockTables(), state.tableStride(),
+                null, state.kvLen(), victims, freed, status.buffer(), epoch);
         return Pending.of(status, epoch, stream, REJECTION);
     }
 

@@ -181,6 +181,11 @@ public final class KvCompaction {
             if (layerStates != null && (layerStates[l] == null || layerStates[l].bytes() < stateBytes))
                 throw new IllegalArgumentException("layerStates: layer " + l + " is missing or smaller than numBlocks x B x kvHeads floats");
         }
+        java.util.Set<Long> bases = new java.util.HashSet<>();
+        for (int l = 0; l < layers; l++)
+            if (!bases.add(layerCaches[l].address())) throw new IllegalArgumentException("layerCaches: layer " + l + " repeats another layer's buffer");
+        for (int l = 0; layerStates != null && l < layers; l++)
+            if (!bases.add(layerStates[l].address())) throw new IllegalArgumentException("layerStates: layer " + l + " repeats a cache or another state buffer");
         boolean inPlace = dstTables == null || dstTables.address() == srcTables.address();
         if (inPlace) {
             dstTables = srcTables;

@@ -19,7 +19,8 @@ public record KvScoreOptions(Metric metric, HeadAgg headAgg, float eps, long see
         /**
          * A uniform [0, 1) number from a counter-based hash of (seed, physical block, slot); reads no
          * K/V (zero scoring cost, like the fork's random mode). Bit-identical in the reference:
-         * {@code PagedEvictionReference.randomScore}.
+         * {@code PagedEvictionReference.randomScore}. The same for every layer (the slot is shared), and a
+         * reused physical block draws the same numbers again: a sanity baseline, not a stream of fresh draws.
          */
         RANDOM(4);
 

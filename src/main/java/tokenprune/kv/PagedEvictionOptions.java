@@ -45,7 +45,8 @@ public record PagedEvictionOptions(int window, LayerAgg layerAgg, Victim victim,
         /**
          * A uniform candidate from a counter-based hash of (seed, the sequence's logical length, its row
          * in the batch), no score read (fork parity: its hard-coded {@code enable_random_evict}).
-         * Bit-identical in the reference.
+         * Bit-identical in the reference. Keyed on the batch row, not a sequence id: the draw for a sequence
+         * changes when continuous batching moves it to another row (reproducible for a given batch order).
          */
         RANDOM(2);
 

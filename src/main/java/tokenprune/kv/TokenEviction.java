@@ -118,18 +118,23 @@ public final class TokenEviction {
         boolean perHead = attention && !options.keep().shared();
         long perLayer = (long) total * (perHead ? kvHeads : 1);
         StatusWord status = ws.status();
-        int epoch = status.nextEpoch(stream);
-        Pending pending = Pending.of(status, epoch, stream, REJECTION);
-        if (total == 0) return new Queued(pending, after);
+        if (total == 0) {
+            int epoch = status.nextEpoch(stream);
+            return new Queued(Pending.of(status, epoch, stream, REJECTION), after);
+        }
         if (attention) {
             for (DeviceBuffer st : layerStates) KvKeepSelect.checkPaged(layout, st, blockTables, tableStride, due);
         } else if (layerStates != null && layerStates.length != layers) {
             throw new IllegalArgumentException("layerStates: " + layerStates.length + " states for " + layers + " layers");
         }
         if (perLayer * (attention ? layers : 1) > Integer.MAX_VALUE) throw new IllegalArgumentException("kvLens: more than 2^31 - 1 kept indices in one call");
-        DeviceBuffer keep;
+        // every check (the compaction's too) before anything is queued
+        DeviceBuffer keep = attention ? ws.scratch("tokenEviction.keep", 4L * perLayer * layers)
+                : ws.ints("tokenEviction.keep", streamingKeep(due, counts, options.keep().sinks()), stream);
+        KvCompaction.KeepSets sets = new KvCompaction.KeepSets(offsets, keep, perHead, attention, null);
+        KvCompaction.Launch compaction = KvCompaction.plan(layout, layerCaches, layerStates, blockTables, tableStride, null, 0, kvLens, sets, options.rope());
+        int epoch = status.nextEpoch(stream);
         if (attention) {
-            keep = ws.scratch("tokenEviction.keep", 4L * perLayer * layers);
             int[] seqOffsets = KvKeepSelect.seqOffsets(due);
             int[] rowStarts = new int[perHead ? seqs * kvHeads : seqs];
             for (int s = 0; s < seqs; s++) {
@@ -139,13 +144,9 @@ public final class TokenEviction {
             for (int l = 0; l < layers; l++)
                 KvKeepSelect.launch(ws, stream, layerStates[l], seqOffsets, kvHeads, blockTables, tableStride, layout.blockSize(), layout.numBlocks(),
                         options.keep(), keep.slice(4L * perLayer * l, 4L * perLayer), rowStarts, null, status.buffer(), epoch);
-        } else {
-            keep = ws.ints("tokenEviction.keep", streamingKeep(due, counts, options.keep().sinks()), stream);
         }
-        KvCompaction.KeepSets sets = new KvCompaction.KeepSets(offsets, keep, perHead, attention, null);
-        KvCompaction.plan(layout, layerCaches, layerStates, blockTables, tableStride, null, 0, kvLens, sets, options.rope())
-                .enqueue(ws, stream, status.buffer(), epoch);
-        return new Queued(pending, after);
+        compaction.enqueue(ws, stream, status.buffer(), epoch);
+        return new Queued(Pending.of(status, epoch, stream, REJECTION), after);
     }
 
     /** The kept indices of the due sequences under STREAMING: [0, sinks) then the most recent, in sequence order. */

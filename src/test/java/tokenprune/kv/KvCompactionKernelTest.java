@@ -383,6 +383,43 @@ class KvCompactionKernelTest {
         }
     }
 
+    /** Out of place the chunks run in parallel: a destination block that is one of the row's source blocks is refused. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void outOfPlaceIntoOwnSourceBlockIsRejected(String deviceName) {
+        KvLayout layout = KvLayout.of(KvLayout.Kind.FLASH_INFER, DType.F32, 8, 4, 1, 4);
+        float[] cache = (float[]) randomData(DType.F32, (int) layout.elements(), new Random(3));
+        try (KernelDevice device = TestDevices.open(deviceName)) {
+            Stream stream = device.defaultStream();
+            try (Workspace ws = new Workspace(device, stream);
+                 DeviceBuffer c = device.alloc(layout.bytes());
+                 DeviceBuffer c2 = device.alloc(layout.bytes());
+                 DeviceBuffer src = device.alloc(4L * 3);
+                 DeviceBuffer dst = device.alloc(4L * 2);
+                 DeviceBuffer k = device.alloc(4L * 5)) {
+                device.upload(cache, c, stream);
+                device.upload(new int[] {0, 1, 2}, src, stream);   // 10 tokens in blocks 0, 1, 2
+                device.upload(new int[] {5, 1}, dst, stream);      // block 1 is also a source block of the row
+                device.upload(new int[] {0, 2, 4, 8, 9}, k, stream);
+                KvCompaction.KeepSets sets = new KvCompaction.KeepSets(new int[] {0, 5}, k, false, false, null);
+                var pending = KvCompaction.compactOnDevice(layout, new DeviceBuffer[] {c}, null, src, 3, dst, 2, new int[] {10}, sets, null, ws, stream);
+                assertThrows(IllegalArgumentException.class, pending::await);
+                float[] after = new float[cache.length];
+                device.download(c, after, stream);
+                stream.synchronize();
+                assertArrayEquals(cache, after, "cache untouched");
+                device.upload(new int[] {5, 6}, dst, stream);      // fresh blocks: fine
+                KvCompaction.compactOnDevice(layout, new DeviceBuffer[] {c}, null, src, 3, dst, 2, new int[] {10}, sets, null, ws, stream).await();
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> KvCompaction.compactOnDevice(layout,
+                        new DeviceBuffer[] {c, c}, null, src, 3, dst, 2, new int[] {10}, sets, null, ws, stream));
+                assertTrue(e.getMessage().startsWith("layerCaches"), e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> KvCompaction.compactOnDevice(layout, new DeviceBuffer[] {c, c2},
+                        new DeviceBuffer[] {c2, c}, src, 3, dst, 2, new int[] {10}, sets, null, ws, stream));
+                assertTrue(e.getMessage().startsWith("layerStates"), e.getMessage());
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("devices")
     void hostChecksNameTheArgument(String deviceName) {
