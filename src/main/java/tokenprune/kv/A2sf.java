@@ -10,7 +10,9 @@ import tokenprune.methods.Workspace;
  * A2SF (methods-kv.md §4, A2SF-REF): accumulative attention with a forgetting factor α,
  * A ← α·A + S_new each step (α = 1 is H2O, α = 0 the last row). On the device: {@link AttentionScores}
  * with {@code prev = A, decay = α} (decode), or one shot over a prompt with {@link #oneShotWeights}.
- * Selection: protect the first {@code sinks} and last {@code recent} tokens, keep the top of the rest.
+ * Selection: protect the first {@code sinks} and last {@code recent} tokens, keep the top of the rest;
+ * of equal scores the later token stays (evict argmin, ties to the lowest slot index, as {@link #evictOne}:
+ * {@link KvKeepSelect.Policy#a2sf}).
  */
 public final class A2sf {
     private A2sf() {
@@ -38,9 +40,9 @@ public final class A2sf {
         return a;
     }
 
-    /** Kept indices (ascending) per row under a token budget, sinks and recent window protected. */
+    /** Kept indices (ascending) per row under a token budget, sinks and recent window protected, equal minima evicted lowest index first. */
     public static int[][] keep(Device device, float[] scores, int[] rowOffsets, int sinks, int recent, int budget) {
-        return KvKeepSelect.selectRows(device, scores, rowOffsets, KvKeepSelect.Policy.perHead(sinks, recent, budget));
+        return KvKeepSelect.selectRows(device, scores, rowOffsets, KvKeepSelect.Policy.a2sf(sinks, recent, budget));
     }
 
     /**
@@ -50,7 +52,7 @@ public final class A2sf {
      */
     public static Pending keepOnDevice(Workspace ws, Stream stream, DeviceBuffer scores, int[] kvLens, int kvHeads, int sinks, int recent, int budget,
                                        DeviceBuffer keep, DeviceBuffer kvLenOut) {
-        return KvKeepSelect.selectOnDevice(ws, stream, scores, kvLens, kvHeads, KvKeepSelect.Policy.perHead(sinks, recent, budget), keep, kvLenOut);
+        return KvKeepSelect.selectOnDevice(ws, stream, scores, kvLens, kvHeads, KvKeepSelect.Policy.a2sf(sinks, recent, budget), keep, kvLenOut);
     }
 
     /**
@@ -59,7 +61,7 @@ public final class A2sf {
      */
     public static Pending keepPagedOnDevice(Workspace ws, Stream stream, KvLayout layout, DeviceBuffer state, DeviceBuffer blockTables, int tableStride,
                                             int[] kvLens, int sinks, int recent, int budget, DeviceBuffer keep, DeviceBuffer kvLenOut) {
-        return KvKeepSelect.selectPagedOnDevice(ws, stream, layout, state, blockTables, tableStride, kvLens, KvKeepSelect.Policy.perHead(sinks, recent, budget),
+        return KvKeepSelect.selectPagedOnDevice(ws, stream, layout, state, blockTables, tableStride, kvLens, KvKeepSelect.Policy.a2sf(sinks, recent, budget),
                 keep, kvLenOut);
     }
 

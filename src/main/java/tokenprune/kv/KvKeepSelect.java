@@ -21,8 +21,8 @@ import tokenprune.reference.KvKeepReference;
  * every row of a sequence keeps the same count) or a whole sequence in {@link Mode#SHARED} (score = mean
  * over the KV heads, one set for all heads: TOVA / PE-REF style). A row of n tokens keeps all of them
  * when n <= budget; otherwise [0, sinks), the last {@code recent} and the top (budget − sinks − recent) of
- * [sinks, n − recent) by score (larger first, ties to the lower index, exact), optionally after SnapKV
- * pooling of [0, n − recent) ({@link Policy#pooled}). Kept indices are ascending, min(n, budget) per row,
+ * [sinks, n − recent) by score (larger first, exact; equal scores at the cut by {@link Ties}), optionally
+ * after SnapKV pooling of [0, n − recent) ({@link Policy#pooled}). Kept indices are ascending, min(n, budget) per row,
  * at {@link #keepOffsets}; rows sequence-major then KV head.
  *
  * <p>Score sources: the contiguous layout of {@link AttentionScores#compute} (per sequence
@@ -41,11 +41,23 @@ public final class KvKeepSelect {
     }
 
     /**
+     * Which of equal scores at the cut stays (-0.0 ties +0.0). Ties are common: with α < 1 decayed
+     * scores underflow to exactly 0.
+     */
+    public enum Ties {
+        /** The lower index is kept (the TopK convention; H2O, SnapKV, TOVA: torch.topk defines no rule). */
+        LOWER_INDEX_KEPT,
+        /** The later index is kept, i.e. the lowest index among equal minima is evicted first (A2SF-REF §4.4). */
+        LATER_KEPT
+    }
+
+    /**
      * What each row keeps.
      *
      * @param poolKernel SnapKV pooling window (odd; 1 = no pooling), see {@link SnapKv#pool}
+     * @param ties       which of equal (pooled) scores at the cut stays
      */
-    public record Policy(int sinks, int recent, int budget, Mode mode, int poolKernel, SnapKv.Pooling pooling) {
+    public record Policy(int sinks, int recent, int budget, Mode mode, int poolKernel, SnapKv.Pooling pooling, Ties ties) {
         public Policy {
             if (sinks < 0) throw new IllegalArgumentException("sinks: must be >= 0, was " + sinks);
             if (recent < 0) throw new IllegalArgumentException("recent: must be >= 0, was " + recent);
@@ -54,6 +66,12 @@ public final class KvKeepSelect {
             if (mode == null) throw new IllegalArgumentException("mode: must not be null");
             if (poolKernel < 1 || poolKernel % 2 == 0) throw new IllegalArgumentException("kernel: must be odd and >= 1, was " + poolKernel);
             if (pooling == null) throw new IllegalArgumentException("pooling: must not be null");
+            if (ties == null) throw new IllegalArgumentException("ties: must not be null");
+        }
+
+        /** Ties to the lower index ({@link Ties#LOWER_INDEX_KEPT}). */
+        public Policy(int sinks, int recent, int budget, Mode mode, int poolKernel, SnapKv.Pooling pooling) {
+            this(sinks, recent, budget, mode, poolKernel, pooling, Ties.LOWER_INDEX_KEPT);
         }
 
         /** Per-head sets, no pooling (H2O: sinks 0, budget hh + recent; A2SF). */
@@ -68,11 +86,25 @@ public final class KvKeepSelect {
 
         /** The same policy with SnapKV pooling (kernel odd; 1 = none). */
         public Policy pooled(int kernel, SnapKv.Pooling how) {
-            return new Policy(sinks, recent, budget, mode, kernel, how);
+            return new Policy(sinks, recent, budget, mode, kernel, how, ties);
+        }
+
+        /** The same policy with another tie rule. */
+        public Policy withTies(Ties rule) {
+            return new Policy(sinks, recent, budget, mode, poolKernel, pooling, rule);
+        }
+
+        /** A2SF-REF: per-head sets, no pooling, equal minima evicted lowest index first ({@link Ties#LATER_KEPT}). */
+        public static Policy a2sf(int sinks, int recent, int budget) {
+            return perHead(sinks, recent, budget).withTies(Ties.LATER_KEPT);
         }
 
         boolean shared() {
             return mode == Mode.SHARED;
+        }
+
+        boolean laterKept() {
+            return ties == Ties.LATER_KEPT;
         }
     }
 
@@ -175,14 +207,16 @@ public final class KvKeepSelect {
         }
         if (!any && kvLenOut == null) return;
         long scratchFloats = (long) seqOffsets[seqs] * (policy.shared() ? 1 : kvHeads);
-        boolean paged = tables != null;
-        DeviceBuffer base = over && (paged || policy.shared()) ? ws.scratch("kvKeep.base", 4 * scratchFloats) : null;
-        DeviceBuffer pool = over && policy.poolKernel() > 1 ? ws.scratch("kvKeep.pool", 4 * scratchFloats) : null;
+        boolean paged = tables != null, pooled = policy.poolKernel() > 1;
+        // kv_keep.cu reads a contiguous per-head row in place unless later-kept ties need it reversed (unpooled)
+        boolean staged = paged || policy.shared() || (policy.laterKept() && !pooled);
+        DeviceBuffer base = over && staged ? ws.scratch("kvKeep.base", 4 * scratchFloats) : null;
+        DeviceBuffer pool = over && pooled ? ws.scratch("kvKeep.pool", 4 * scratchFloats) : null;
         DeviceBuffer offs = ws.ints("kvKeep.seqOffsets", seqOffsets, stream);
         DeviceBuffer starts = ws.ints("kvKeep.keepOffsets", rowStarts, stream);
         KvKeepKernel.launch(ws.device(), stream, scores, offs, seqs, kvHeads, policy.shared(), tables, tableStride, blockSize, numBlocks, policy.sinks(),
-                policy.recent(), policy.budget(), policy.poolKernel(), policy.pooling() == SnapKv.Pooling.MAX, starts, base, pool, keep, kvLenOut, status,
-                epoch);
+                policy.recent(), policy.budget(), policy.poolKernel(), policy.pooling() == SnapKv.Pooling.MAX, policy.laterKept(), starts, base, pool, keep,
+                kvLenOut, status, epoch);
     }
 
     /** The checks of {@link #selectPagedOnDevice} on the state, tables and lengths. */
@@ -217,7 +251,7 @@ public final class KvKeepSelect {
         if (scores == null || scores.length != total) throw new IllegalArgumentException("scores: need " + total + " floats (kvLens x kvHeads)");
         if (!(device instanceof KernelDevice kd))
             return KvKeepReference.contiguous(scores, kvLens, kvHeads, policy.shared(), policy.sinks(), policy.recent(), policy.budget(),
-                    policy.poolKernel(), policy.pooling() == SnapKv.Pooling.MAX);
+                    policy.poolKernel(), policy.pooling() == SnapKv.Pooling.MAX, policy.laterKept());
         return hostRun(kd, scores, null, 0, kvLens, kvHeads, policy, null);
     }
 
@@ -247,7 +281,8 @@ public final class KvKeepSelect {
                 if ((kvLens[s] + (long) layout.blockSize() - 1) / layout.blockSize() > tableStride)
                     throw new IllegalArgumentException("kvLens: sequence " + s + " needs more blocks than tableStride = " + tableStride);
             return KvKeepReference.paged(state, layout.numBlocks(), layout.blockSize(), layout.kvHeads(), blockTables, tableStride, kvLens,
-                    policy.shared(), policy.sinks(), policy.recent(), policy.budget(), policy.poolKernel(), policy.pooling() == SnapKv.Pooling.MAX);
+                    policy.shared(), policy.sinks(), policy.recent(), policy.budget(), policy.poolKernel(), policy.pooling() == SnapKv.Pooling.MAX,
+                    policy.laterKept());
         }
         return hostRun(kd, state, layout, tableStride, kvLens, layout.kvHeads(), policy, blockTables);
     }

@@ -38,8 +38,9 @@ public final class TokenEviction {
     }
 
     /**
-     * @param keep  sinks, recent, budget C (tokens kept per layer and head), mode and pooling of the
-     *              selection; for STREAMING budget must equal sinks + recent and the mode is ignored
+     * @param keep  sinks, recent, budget C (tokens kept per layer and head), mode, pooling and tie rule of
+     *              the selection (A2SF: {@link KvKeepSelect.Ties#LATER_KEPT}, see {@link #a2sf}); for
+     *              STREAMING budget must equal sinks + recent and the mode is ignored
      * @param slack how far kv_len grows past C before a compaction (>= 1)
      * @param rope  null, or the re-rotation of moved keys (STREAMING pos-shift)
      */
@@ -56,6 +57,14 @@ public final class TokenEviction {
         /** H2O-REF: per KV head, hh heavy hitters + recent, no sinks. */
         public static Options h2o(int hh, int recent, int slack) {
             return new Options(Policy.ATTENTION, KvKeepSelect.Policy.perHead(0, recent, hh + recent), slack, null);
+        }
+
+        /**
+         * A2SF-REF (score state decayed by α, {@link AttentionScores#accumulatePagedOnDevice}): per KV head,
+         * sinks + recent protected, budget C, equal minima evicted lowest index first.
+         */
+        public static Options a2sf(int sinks, int recent, int budget, int slack) {
+            return new Options(Policy.ATTENTION, KvKeepSelect.Policy.a2sf(sinks, recent, budget), slack, null);
         }
 
         /** StreamingLLM: start sinks + recent, keys re-rotated by {@code rope} (null: original positions kept, as kvpress). */

@@ -8,12 +8,19 @@ import java.util.List;
  * Float64 reference of the keep decision of the attention-score KV policies (src/main/cuda/kv_keep.cu,
  * {@code tokenprune.kv.KvKeepSelect}): per row (sequence × KV head, or a whole sequence with the score =
  * mean over the KV heads), n <= budget keeps all; otherwise [0, sinks) ∪ [n − recent, n) ∪ the top
- * (budget − sinks − recent) of [sinks, n − recent) — larger first, ties to the lower index — after an
+ * (budget − sinks − recent) of [sinks, n − recent) — larger first; of equal scores the lower index stays,
+ * or the later one with {@code laterKept} (A2SF-REF: the lowest index among equal minima goes first) — after an
  * optional SnapKV pooling of [0, n − recent) (avg counts the zero padding, max pads with −∞). Kept
  * indices ascending; rows in the kernel's order (sequence-major, then KV head).
  */
 public final class KvKeepReference {
     private KvKeepReference() {
+    }
+
+    /** {@link #contiguous(float[], int[], int, boolean, int, int, int, int, boolean, boolean)}, ties to the lower index. */
+    public static int[][] contiguous(float[] scores, int[] kvLens, int kvHeads, boolean shared, int sinks, int recent, int budget, int poolKernel,
+                                     boolean poolMax) {
+        return contiguous(scores, kvLens, kvHeads, shared, sinks, recent, budget, poolKernel, poolMax, false);
     }
 
     /**
@@ -22,15 +29,21 @@ public final class KvKeepReference {
      * @throws IllegalArgumentException "scores: ..." on a NaN/Inf score a row reads
      */
     public static int[][] contiguous(float[] scores, int[] kvLens, int kvHeads, boolean shared, int sinks, int recent, int budget, int poolKernel,
-                                     boolean poolMax) {
+                                     boolean poolMax, boolean laterKept) {
         List<int[]> out = new ArrayList<>();
         long base = 0;
         for (int n : kvLens) {
             final long b = base;
-            rows(n, kvHeads, shared, (h, t) -> scores[(int) (b + (long) h * n + t)], sinks, recent, budget, poolKernel, poolMax, out);
+            rows(n, kvHeads, shared, (h, t) -> scores[(int) (b + (long) h * n + t)], sinks, recent, budget, poolKernel, poolMax, laterKept, out);
             base += (long) n * kvHeads;
         }
         return out.toArray(new int[0][]);
+    }
+
+    /** {@link #paged(float[], int, int, int, int[], int, int[], boolean, int, int, int, int, boolean, boolean)}, ties to the lower index. */
+    public static int[][] paged(float[] state, int numBlocks, int blockSize, int kvHeads, int[] blockTables, int tableStride, int[] kvLens,
+                                boolean shared, int sinks, int recent, int budget, int poolKernel, boolean poolMax) {
+        return paged(state, numBlocks, blockSize, kvHeads, blockTables, tableStride, kvLens, shared, sinks, recent, budget, poolKernel, poolMax, false);
     }
 
     /**
@@ -39,7 +52,7 @@ public final class KvKeepReference {
      * @throws IllegalArgumentException "blockTables: ..." on an entry of a held block outside the pool, "scores: ..." on NaN/Inf
      */
     public static int[][] paged(float[] state, int numBlocks, int blockSize, int kvHeads, int[] blockTables, int tableStride, int[] kvLens,
-                                boolean shared, int sinks, int recent, int budget, int poolKernel, boolean poolMax) {
+                                boolean shared, int sinks, int recent, int budget, int poolKernel, boolean poolMax, boolean laterKept) {
         List<int[]> out = new ArrayList<>();
         for (int s = 0; s < kvLens.length; s++) {
             final int seq = s;
@@ -48,7 +61,7 @@ public final class KvKeepReference {
                 if (p < 0 || p >= numBlocks) throw new IllegalArgumentException("blockTables: sequence " + s + " block " + j + " = " + p + " lies outside the pool");
             }
             rows(kvLens[s], kvHeads, shared, (h, t) -> state[(int) (((long) blockTables[seq * tableStride + t / blockSize] * blockSize + t % blockSize) * kvHeads + h)],
-                    sinks, recent, budget, poolKernel, poolMax, out);
+                    sinks, recent, budget, poolKernel, poolMax, laterKept, out);
         }
         return out.toArray(new int[0][]);
     }
@@ -58,7 +71,7 @@ public final class KvKeepReference {
     }
 
     private static void rows(int n, int kvHeads, boolean shared, Score score, int sinks, int recent, int budget, int poolKernel, boolean poolMax,
-                             List<int[]> out) {
+                             boolean laterKept, List<int[]> out) {
         if (shared) {
             double[] mean = new double[n];
             for (int t = 0; t < n; t++) {
@@ -66,13 +79,13 @@ public final class KvKeepReference {
                 for (int h = 0; h < kvHeads; h++) sum += finite(score.at(h, t), h, t);
                 mean[t] = sum / kvHeads;
             }
-            out.add(keepRow(mean, sinks, recent, budget, poolKernel, poolMax));
+            out.add(keepRow(mean, sinks, recent, budget, poolKernel, poolMax, laterKept));
             return;
         }
         for (int h = 0; h < kvHeads; h++) {
             double[] row = new double[n];
             for (int t = 0; t < n; t++) row[t] = finite(score.at(h, t), h, t);
-            out.add(keepRow(row, sinks, recent, budget, poolKernel, poolMax));
+            out.add(keepRow(row, sinks, recent, budget, poolKernel, poolMax, laterKept));
         }
     }
 
@@ -81,8 +94,13 @@ public final class KvKeepReference {
         return v;
     }
 
-    /** One row of per-token scores: the kept indices, ascending. */
+    /** {@link #keepRow(double[], int, int, int, int, boolean, boolean)}, ties to the lower index. */
     public static int[] keepRow(double[] scores, int sinks, int recent, int budget, int poolKernel, boolean poolMax) {
+        return keepRow(scores, sinks, recent, budget, poolKernel, poolMax, false);
+    }
+
+    /** One row of per-token scores: the kept indices, ascending; of equal scores the later index stays iff {@code laterKept}. */
+    public static int[] keepRow(double[] scores, int sinks, int recent, int budget, int poolKernel, boolean poolMax, boolean laterKept) {
         int n = scores.length;
         if (n <= budget) {
             int[] all = new int[n];
@@ -94,7 +112,7 @@ public final class KvKeepReference {
         Integer[] cand = new Integer[end - sinks];
         for (int i = 0; i < cand.length; i++) cand[i] = sinks + i;
         // primitive comparisons: -0.0 and +0.0 tie (the kernel's keys do the same)
-        Arrays.sort(cand, (a, b) -> v[a] > v[b] ? -1 : v[a] < v[b] ? 1 : Integer.compare(a, b));
+        Arrays.sort(cand, (a, b) -> v[a] > v[b] ? -1 : v[a] < v[b] ? 1 : laterKept ? Integer.compare(b, a) : Integer.compare(a, b));
         int[] kept = new int[budget];
         int i = 0;
         for (int t = 0; t < sinks; t++) kept[i++] = t;

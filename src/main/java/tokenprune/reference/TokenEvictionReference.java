@@ -34,7 +34,8 @@ public final class TokenEvictionReference {
             int[] flat = new int[total * (perHead ? heads : 1)];
             if (attention) {
                 int[][] rows = KvKeepReference.paged(states[l], layout.numBlocks(), layout.blockSize(), heads, tables, stride, due, !perHead,
-                        o.keep().sinks(), o.keep().recent(), c, o.keep().poolKernel(), o.keep().pooling() == tokenprune.kv.SnapKv.Pooling.MAX);
+                        o.keep().sinks(), o.keep().recent(), c, o.keep().poolKernel(), o.keep().pooling() == tokenprune.kv.SnapKv.Pooling.MAX,
+                        o.keep().ties() == tokenprune.kv.KvKeepSelect.Ties.LATER_KEPT);
                 int r = 0;
                 for (int s = 0; s < seqs; s++)
                     for (int h = 0; h < (perHead ? heads : 1); h++, r++)

@@ -157,18 +157,15 @@ class AttentionPoliciesTest {
             int[][] got = A2sf.keep(d, s, offs, 2, 3, 8);
             for (int r = 0; r < lens.length; r++) {
                 int n = lens[r];
-                java.util.List<Integer> mid = new java.util.ArrayList<>();
-                for (int t = 2; t < n - 3; t++) mid.add(t);
-                final int base = offs[r];
-                mid.sort((x, y) -> s[base + x] != s[base + y] ? Float.compare(s[base + y], s[base + x]) : Integer.compare(x, y));
-                java.util.TreeSet<Integer> want = new java.util.TreeSet<>();
-                if (n <= 8) for (int t = 0; t < n; t++) want.add(t);
-                else {
-                    for (int t = 0; t < 2; t++) want.add(t);
-                    for (int t = n - 3; t < n; t++) want.add(t);
-                    for (int i = 0; i < 3; i++) want.add(mid.get(i));
+                // A2SF-REF one token at a time: evictOne (argmin, ties to the lowest index) until the budget holds
+                java.util.List<Integer> held = new java.util.ArrayList<>();
+                for (int t = 0; t < n; t++) held.add(t);
+                while (held.size() > 8) {
+                    float[] row = new float[held.size()];
+                    for (int i = 0; i < row.length; i++) row[i] = s[offs[r] + held.get(i)];
+                    held.remove(A2sf.evictOne(row, 2, 3));
                 }
-                assertArrayEquals(want.stream().mapToInt(Integer::intValue).toArray(), got[r], name + " row " + r);
+                assertArrayEquals(held.stream().mapToInt(Integer::intValue).toArray(), got[r], name + " row " + r);
             }
         }
     }

@@ -18,6 +18,7 @@ import tokenprune.device.KernelDevice;
 import tokenprune.device.Stream;
 import tokenprune.kv.KvKeepSelect.Mode;
 import tokenprune.kv.KvKeepSelect.Policy;
+import tokenprune.kv.KvKeepSelect.Ties;
 import tokenprune.methods.DType;
 import tokenprune.methods.Workspace;
 import tokenprune.reference.KvKeepReference;
@@ -28,6 +29,7 @@ import tokenprune.testing.TestDevices;
  * (contiguous rows; the paged per-slot state through a shuffled block table with partial last blocks and
  * NaN in every slot no sequence holds), per-head and shared modes, avg/max pooling with kernels 1/3/5,
  * n = 1, primes, up to a few thousand, budget == n and budget == sinks + recent, heavy ties and -0.0;
+ * both tie rules (lower index kept; later kept = A2SF-REF's argmin evicted lowest index first);
  * the hand-checkable cases H2O-2, H2O-3, A2SF-3, SK-1 and a TOVA-style shared case; the device chain
  * accumulatePagedOnDevice -> keepPagedOnDevice; bad arguments and bad data.
  *
@@ -63,12 +65,18 @@ class KvKeepSelectKernelTest {
         Mode mode = rnd.nextBoolean() ? Mode.PER_HEAD : Mode.SHARED;
         int kernel = new int[] {1, 3, 5}[rnd.nextInt(3)];
         SnapKv.Pooling pooling = rnd.nextBoolean() ? SnapKv.Pooling.AVG : SnapKv.Pooling.MAX;
-        return new Policy(sinks, recent, budget, mode, kernel, pooling);
+        Ties ties = rnd.nextBoolean() ? Ties.LOWER_INDEX_KEPT : Ties.LATER_KEPT;
+        return new Policy(sinks, recent, budget, mode, kernel, pooling, ties);
     }
 
     static int[][] reference(float[] scores, int[] kvLens, int kvHeads, Policy p) {
         return KvKeepReference.contiguous(scores, kvLens, kvHeads, p.mode() == Mode.SHARED, p.sinks(), p.recent(), p.budget(), p.poolKernel(),
-                p.pooling() == SnapKv.Pooling.MAX);
+                p.pooling() == SnapKv.Pooling.MAX, p.ties() == Ties.LATER_KEPT);
+    }
+
+    static int[][] pagedReference(Paged g, int kvHeads, Policy p) {
+        return KvKeepReference.paged(g.state, g.layout.numBlocks(), g.layout.blockSize(), kvHeads, g.tables, g.width, g.lens, p.mode() == Mode.SHARED,
+                p.sinks(), p.recent(), p.budget(), p.poolKernel(), p.pooling() == SnapKv.Pooling.MAX, p.ties() == Ties.LATER_KEPT);
     }
 
     static void assertRows(int[][] want, int[][] got, String what) {
@@ -162,8 +170,7 @@ class KvKeepSelectKernelTest {
                 Paged g = randomPaged(rnd, b, kvHeads, lens, rnd.nextBoolean());
                 String what = deviceName + " it " + it + " B " + b + " " + p + " kvHeads " + kvHeads + " lens " + Arrays.toString(lens);
                 int[][] got = KvKeepSelect.selectPaged(device, g.layout, g.state, g.tables, g.width, lens, p);
-                int[][] want = KvKeepReference.paged(g.state, g.layout.numBlocks(), b, kvHeads, g.tables, g.width, lens, p.mode() == Mode.SHARED,
-                        p.sinks(), p.recent(), p.budget(), p.poolKernel(), p.pooling() == SnapKv.Pooling.MAX);
+                int[][] want = pagedReference(g, kvHeads, p);
                 assertRows(want, got, what);
                 assertRows(want, reference(g.contiguous, lens, kvHeads, p), what + " (paged reference = contiguous reference)");
                 assertRows(want, KvKeepSelect.selectPaged(new CpuDevice(), g.layout, g.state, g.tables, g.width, lens, p), what + " cpu device");
@@ -270,10 +277,140 @@ class KvKeepSelectKernelTest {
                 device.download(state, s, stream);
                 device.download(keep, flat, stream);
                 device.download(kvLen, kv, stream);
-                int[][] want = KvKeepReference.paged(s, c.l.numBlocks(), 4, 2, c.tables, c.width, c.kvLens, false, 1, 4, 12, 1, false);
+                int[][] want = KvKeepReference.paged(s, c.l.numBlocks(), 4, 2, c.tables, c.width, c.kvLens, false, 1, 4, 12, 1, false, true);
                 for (int r = 0; r < want.length; r++) assertArrayEquals(want[r], Arrays.copyOfRange(flat, offs[r], offs[r + 1]), deviceName + " row " + r);
                 assertArrayEquals(new int[] {12, 9, 12}, kv);
             }
+        }
+    }
+
+    /**
+     * tokenprune issue 4: sinks 1, recent 1, n 4, budget 3, A = [x, 0, 0, y]. A2SF-REF evicts argmin with
+     * ties to the lowest slot index: token 1 goes, {0, 2, 3} stay; the TopK rule keeps {0, 1, 3}. -0.0
+     * ties +0.0 either way round. Contiguous and paged, per head and shared, the A2sf entry points and
+     * the reference.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void equalMinimaEvictTheLowestIndexUnderA2sf(String deviceName) {
+        int[] later = {0, 2, 3}, lower = {0, 1, 3};
+        float[][] rows = {{5, 0, 0, 7}, {5, -0.0f, 0, 7}, {5, 0, -0.0f, 7}, {-3, 0, 0, -3}};
+        KvLayout l = KvLayout.of(KvLayout.Kind.FLASH_ATTENTION, DType.F32, 5, 2, 2, 8);
+        int[] tables = {4, 1};  // tokens 0, 1 in block 4; tokens 2, 3 in block 1
+        try (KernelDevice device = TestDevices.open(deviceName)) {
+            for (float[] a : rows) {
+                String what = deviceName + " A = " + Arrays.toString(a);
+                double[] d = new double[4];
+                for (int t = 0; t < 4; t++) d[t] = a[t];
+                assertArrayEquals(later, KvKeepReference.keepRow(d, 1, 1, 3, 1, false, true), what + " reference later kept");
+                assertArrayEquals(lower, KvKeepReference.keepRow(d, 1, 1, 3, 1, false, false), what + " reference lower kept");
+                assertEquals(1, A2sf.evictOne(a, 1, 1), what + " evictOne");
+                assertRows(new int[][] {later}, A2sf.keep(device, a, new int[] {0, 4}, 1, 1, 3), what + " A2sf.keep");
+                // two KV heads with the same tied candidates (their mean ties too) and different protected scores
+                float[] heads = new float[8];
+                for (int t = 0; t < 4; t++) heads[t] = a[t];
+                float[] h1 = {a[0] + 1, a[1], a[2], a[3] - 1};
+                System.arraycopy(h1, 0, heads, 4, 4);
+                for (Ties ties : Ties.values()) {
+                    int[] want = ties == Ties.LATER_KEPT ? later : lower;
+                    Policy perHead = Policy.perHead(1, 1, 3).withTies(ties), shared = Policy.shared(1, 1, 3).withTies(ties);
+                    assertRows(new int[][] {want, want}, KvKeepSelect.select(device, heads, new int[] {4}, 2, perHead), what + " contiguous per head " + ties);
+                    assertRows(new int[][] {want}, KvKeepSelect.select(device, heads, new int[] {4}, 2, shared), what + " contiguous shared " + ties);
+                    float[] state = new float[5 * 2 * 2];
+                    Arrays.fill(state, Float.NaN);
+                    for (int h = 0; h < 2; h++)
+                        for (int t = 0; t < 4; t++) state[(tables[t / 2] * 2 + t % 2) * 2 + h] = heads[h * 4 + t];
+                    assertRows(new int[][] {want, want}, KvKeepSelect.selectPaged(device, l, state, tables, 2, new int[] {4}, perHead), what + " paged per head " + ties);
+                    assertRows(new int[][] {want}, KvKeepSelect.selectPaged(device, l, state, tables, 2, new int[] {4}, shared), what + " paged shared " + ties);
+                }
+                assertDeviceA2sf(device, heads, l, tables, later, what);
+            }
+            float[] x = {0, 0, 0, 5};  // H2O (sinks 0, hh 2, recent 1) keeps the lower of the equal minima
+            assertRows(new int[][] {{0, 1, 3}}, H2o.keep(device, x, new int[] {0, 4}, 2, 1), deviceName + " H2O");
+        }
+    }
+
+    /** A2sf.keepOnDevice and A2sf.keepPagedOnDevice: one sequence of 4 tokens, 2 KV heads, both keeping {@code want}. */
+    static void assertDeviceA2sf(KernelDevice device, float[] heads, KvLayout l, int[] tables, int[] want, String what) {
+        Stream stream = device.defaultStream();
+        float[] state = new float[(int) ((long) l.numBlocks() * l.blockSize() * l.kvHeads())];
+        Arrays.fill(state, Float.NaN);
+        for (int h = 0; h < 2; h++)
+            for (int t = 0; t < 4; t++) state[(tables[t / 2] * 2 + t % 2) * 2 + h] = heads[h * 4 + t];
+        try (Workspace ws = new Workspace(device, stream);
+             DeviceBuffer x = device.alloc(4L * heads.length);
+             DeviceBuffer st = device.alloc(4L * state.length);
+             DeviceBuffer tb = device.alloc(4L * tables.length);
+             DeviceBuffer keep = device.alloc(4L * 6);
+             DeviceBuffer kvLen = device.alloc(4)) {
+            device.upload(heads, x, stream);
+            device.upload(state, st, stream);
+            device.upload(tables, tb, stream);
+            int[] flat = new int[6];
+            A2sf.keepOnDevice(ws, stream, x, new int[] {4}, 2, 1, 1, 3, keep, kvLen).await();
+            device.download(keep, flat, stream);
+            assertArrayEquals(concat(want, want), flat, what + " A2sf.keepOnDevice");
+            device.fill(keep, 0xff, stream);
+            A2sf.keepPagedOnDevice(ws, stream, l, st, tb, 2, new int[] {4}, 1, 1, 3, keep, kvLen).await();
+            device.download(keep, flat, stream);
+            assertArrayEquals(concat(want, want), flat, what + " A2sf.keepPagedOnDevice");
+        }
+    }
+
+    static int[] concat(int[] a, int[] b) {
+        int[] c = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+
+    /**
+     * Heavy ties ({0, -0.0, 1, 2} and a few others) in long ragged rows, both rules, every mode and
+     * pooling, contiguous and paged, against the reference; and the later-kept rule equals the mirror of
+     * the lower-index rule on the reversed row (no sinks, no recent window, no pooling).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void heavyTiesUnderBothRulesMatchTheReference(String deviceName) {
+        Random rnd = new Random(0x71E5);
+        try (KernelDevice device = TestDevices.open(deviceName)) {
+            for (int it = 0; it < 40; it++) {
+                Ties ties = it % 2 == 0 ? Ties.LATER_KEPT : Ties.LOWER_INDEX_KEPT;
+                int sinks = rnd.nextInt(4), recent = rnd.nextInt(5);
+                Policy p = new Policy(sinks, recent, sinks + recent + rnd.nextInt(40), rnd.nextBoolean() ? Mode.PER_HEAD : Mode.SHARED,
+                        new int[] {1, 1, 3, 5}[rnd.nextInt(4)], rnd.nextBoolean() ? SnapKv.Pooling.AVG : SnapKv.Pooling.MAX, ties);
+                int kvHeads = p.mode() == Mode.SHARED ? new int[] {1, 2, 4}[rnd.nextInt(3)] : 1 + rnd.nextInt(3);
+                int[] lens = new int[1 + rnd.nextInt(4)];
+                for (int s = 0; s < lens.length; s++) lens[s] = rnd.nextInt(3) == 0 ? randomLen(rnd, p.budget()) : p.budget() + 1 + rnd.nextInt(700);
+                Paged g = randomPaged(rnd, 1 + rnd.nextInt(16), kvHeads, lens, false);
+                for (int i = 0; i < g.state.length; i++) if (!Float.isNaN(g.state[i])) g.state[i] = rnd.nextInt(4) == 0 ? -0.0f : rnd.nextInt(3);
+                rebuildContiguous(g, kvHeads);
+                String what = deviceName + " it " + it + " " + p + " kvHeads " + kvHeads + " lens " + Arrays.toString(lens);
+                int[][] want = reference(g.contiguous, lens, kvHeads, p);
+                assertRows(want, pagedReference(g, kvHeads, p), what + " paged reference");
+                assertRows(want, KvKeepSelect.select(device, g.contiguous, lens, kvHeads, p), what + " contiguous");
+                assertRows(want, KvKeepSelect.selectPaged(device, g.layout, g.state, g.tables, g.width, lens, p), what + " paged");
+            }
+            for (int it = 0; it < 10; it++) {
+                int n = 1 + rnd.nextInt(900), budget = rnd.nextInt(n + 1);
+                float[] row = new float[n], reversed = new float[n];
+                for (int t = 0; t < n; t++) row[t] = rnd.nextInt(3);
+                for (int t = 0; t < n; t++) reversed[t] = row[n - 1 - t];
+                int[] later = KvKeepSelect.selectRows(device, row, new int[] {0, n}, Policy.perHead(0, 0, budget).withTies(Ties.LATER_KEPT))[0];
+                int[] lower = KvKeepSelect.selectRows(device, reversed, new int[] {0, n}, Policy.perHead(0, 0, budget))[0];
+                int[] mirrored = new int[lower.length];
+                for (int i = 0; i < lower.length; i++) mirrored[lower.length - 1 - i] = n - 1 - lower[i];
+                assertArrayEquals(mirrored, later, deviceName + " n " + n + " budget " + budget + ": later kept = mirrored lower kept of the reversed row");
+            }
+        }
+    }
+
+    /** g.contiguous from g.state (after the state was overwritten). */
+    static void rebuildContiguous(Paged g, int kvHeads) {
+        int b = g.layout.blockSize(), base = 0;
+        for (int s = 0; s < g.lens.length; s++) {
+            for (int h = 0; h < kvHeads; h++)
+                for (int t = 0; t < g.lens[s]; t++) g.contiguous[base + h * g.lens[s] + t] = g.state[(g.tables[s * g.width + t / b] * b + t % b) * kvHeads + h];
+            base += g.lens[s] * kvHeads;
         }
     }
 
@@ -331,6 +468,7 @@ class KvKeepSelectKernelTest {
         assertStarts("kernel", () -> Policy.perHead(0, 1, 6).pooled(4, SnapKv.Pooling.AVG));
         assertStarts("kernel", () -> SnapKv.keep(cpu, new float[4], new int[] {0, 4}, 1, 2, 2, SnapKv.Pooling.AVG));
         assertStarts("pooling", () -> Policy.perHead(0, 1, 6).pooled(3, null));
+        assertStarts("ties", () -> Policy.perHead(0, 1, 6).withTies(null));
         assertStarts("rowOffsets", () -> KvKeepSelect.selectRows(cpu, new float[4], new int[] {0, 3, 2, 4}, Policy.perHead(0, 1, 2)));
         assertStarts("rowOffsets", () -> KvKeepSelect.selectRows(cpu, new float[4], new int[] {0, 3}, Policy.perHead(0, 1, 2)));
         assertStarts("kvLens", () -> KvKeepSelect.select(cpu, new float[4], new int[] {-1}, 1, Policy.perHead(0, 1, 2)));

@@ -61,11 +61,13 @@ class TokenEvictionTest {
                 int variant = iter % 5;
                 if (variant == 4 && headDim < 2) headDim = 2;
                 int sinks = rnd.nextInt(3), recent = rnd.nextInt(4), slack = 1 + rnd.nextInt(2 * b);
+                KvKeepSelect.Ties ties = (iter / 5) % 2 == 1 ? KvKeepSelect.Ties.LATER_KEPT : KvKeepSelect.Ties.LOWER_INDEX_KEPT;  // integer states: many ties
                 TokenEviction.Options o = switch (variant) {
-                    case 0 -> new TokenEviction.Options(TokenEviction.Policy.ATTENTION, KvKeepSelect.Policy.perHead(sinks, recent, sinks + recent + 1 + rnd.nextInt(9)), slack, null);
-                    case 1 -> new TokenEviction.Options(TokenEviction.Policy.ATTENTION, KvKeepSelect.Policy.shared(sinks, recent, sinks + recent + 1 + rnd.nextInt(9)), slack, null);
+                    case 0 -> ties == KvKeepSelect.Ties.LATER_KEPT ? TokenEviction.Options.a2sf(sinks, recent, sinks + recent + 1 + rnd.nextInt(9), slack)
+                            : new TokenEviction.Options(TokenEviction.Policy.ATTENTION, KvKeepSelect.Policy.perHead(sinks, recent, sinks + recent + 1 + rnd.nextInt(9)), slack, null);
+                    case 1 -> new TokenEviction.Options(TokenEviction.Policy.ATTENTION, KvKeepSelect.Policy.shared(sinks, recent, sinks + recent + 1 + rnd.nextInt(9)).withTies(ties), slack, null);
                     case 2 -> new TokenEviction.Options(TokenEviction.Policy.ATTENTION,
-                            KvKeepSelect.Policy.perHead(sinks, recent, sinks + recent + 1 + rnd.nextInt(9)).pooled(3, rnd.nextBoolean() ? SnapKv.Pooling.AVG : SnapKv.Pooling.MAX), slack, null);
+                            KvKeepSelect.Policy.perHead(sinks, recent, sinks + recent + 1 + rnd.nextInt(9)).pooled(3, rnd.nextBoolean() ? SnapKv.Pooling.AVG : SnapKv.Pooling.MAX).withTies(ties), slack, null);
                     case 3 -> TokenEviction.Options.streaming(sinks, recent + 1, slack, null);
                     default -> TokenEviction.Options.streaming(sinks + 1, recent + 1, slack,
                             new KvCompaction.Rope(headDim / 2 * 2, rnd.nextBoolean() ? 10000f : 500000f, rnd.nextBoolean() ? KvCompaction.RopeStyle.NEOX : KvCompaction.RopeStyle.GPTJ));
@@ -176,8 +178,7 @@ class TokenEvictionTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("devices")
     void a2sfDecodeRunCompactsOncePerBlock(String deviceName) {
-        decodeRun(deviceName, KvLayout.Kind.FLASH_INFER_HND,
-                new TokenEviction.Options(TokenEviction.Policy.ATTENTION, KvKeepSelect.Policy.perHead(1, 3, 10), B, null), 0.9f, 0xA25F);
+        decodeRun(deviceName, KvLayout.Kind.FLASH_INFER_HND, TokenEviction.Options.a2sf(1, 3, 10, B), 0.9f, 0xA25F);
     }
 
     /**
