@@ -103,6 +103,7 @@ final class KvPolicyRun {
         TokenEviction.Options tokenOptions(int headDim) {
             if (policy == Policy.STREAMING)
                 return TokenEviction.Options.streaming(sinks, recent, slack, ropeBase == null ? null : KvCompaction.Rope.neox(headDim, ropeBase));
+            if (policy == Policy.A2SF) return TokenEviction.Options.a2sf(sinks, recent, budget, slack);  // A2SF-REF: ties evict the lowest index
             return new TokenEviction.Options(TokenEviction.Policy.ATTENTION, KvKeepSelect.Policy.perHead(sinks, recent, budget), slack, null);
         }
 
