@@ -188,6 +188,30 @@ public final class AttentionScores {
                                    int[] kvLens, DeviceBuffer queries, long qRowStride, long qHeadStride, int heads, int[] rowOffsets,
                                    int[] positions, DeviceBuffer weights, DeviceBuffer lse, long lseRowStride, long lseHeadStride, float scale,
                                    DeviceBuffer prev, float decay, int[] prevLens, boolean paged, DeviceBuffer out) {
+        Launch launch = plan(ws, stream, layout, cache, blockTables, tableStride, kvLens, queries, qRowStride, qHeadStride, heads, rowOffsets, positions,
+                weights, lse, lseRowStride, lseHeadStride, scale, prev, decay, prevLens, paged, out);
+        int epoch = ws.status().nextEpoch(stream);
+        launch.enqueue(epoch);
+        return Pending.of(ws.status(), epoch, stream, REJECTED);
+    }
+
+    /** A checked launch, queued later under a caller's epoch (a chain such as {@link PromptCompression} rejects as one call). */
+    interface Launch {
+        void enqueue(int epoch);
+    }
+
+    /** Checks a contiguous-output call ({@link #computeOnDevice} without prev) and returns it ready to queue. */
+    static Launch planCompute(Workspace ws, Stream stream, KvLayout layout, DeviceBuffer cache, DeviceBuffer blockTables, int tableStride, int[] kvLens,
+                              DeviceBuffer queries, long qRowStride, long qHeadStride, int heads, int[] rowOffsets, int[] positions, DeviceBuffer weights,
+                              DeviceBuffer lse, long lseRowStride, long lseHeadStride, float scale, DeviceBuffer out) {
+        return plan(ws, stream, layout, cache, blockTables, tableStride, kvLens, queries, qRowStride, qHeadStride, heads, rowOffsets, positions, weights,
+                lse, lseRowStride, lseHeadStride, scale, null, 1f, null, false, out);
+    }
+
+    private static Launch plan(Workspace ws, Stream stream, KvLayout layout, DeviceBuffer cache, DeviceBuffer blockTables, int tableStride,
+                               int[] kvLens, DeviceBuffer queries, long qRowStride, long qHeadStride, int heads, int[] rowOffsets,
+                               int[] positions, DeviceBuffer weights, DeviceBuffer lse, long lseRowStride, long lseHeadStride, float scale,
+                               DeviceBuffer prev, float decay, int[] prevLens, boolean paged, DeviceBuffer out) {
         if (ws == null || stream == null || layout == null) throw new IllegalArgumentException("ws, stream, layout: must not be null");
         ws.requireStream(stream);
         KernelDevice device = ws.device();
@@ -224,18 +248,19 @@ public final class AttentionScores {
             if (out == null || out.bytes() < 4 * total) throw new IllegalArgumentException("out: need " + total + " floats");
             if (prev != null && prev.bytes() < 4 * total) throw new IllegalArgumentException("prev: need " + total + " floats");
         }
-        int epoch = ws.status().nextEpoch(stream);
-        if (total > 0) {
+        final int maxKeys = maxLen;
+        final int[] rowOffsetsCopy = rowOffsets.clone(), positionsCopy = positions.clone(), prevLensCopy = prevLens == null ? null : prevLens.clone();
+        return epoch -> {
+            if (total == 0) return;
             DeviceBuffer offs = ws.ints("attn.outOffsets", outOffsets, stream);
-            DeviceBuffer rowOffs = ws.ints("attn.rowOffsets", rowOffsets, stream);
-            DeviceBuffer pos = ws.ints("attn.positions", positions.length == 0 ? new int[1] : positions, stream);
-            DeviceBuffer plens = prevLens == null ? null : ws.ints("attn.prevLens", prevLens, stream);
+            DeviceBuffer rowOffs = ws.ints("attn.rowOffsets", rowOffsetsCopy, stream);
+            DeviceBuffer pos = ws.ints("attn.positions", positionsCopy.length == 0 ? new int[1] : positionsCopy, stream);
+            DeviceBuffer plens = prevLensCopy == null ? null : ws.ints("attn.prevLens", prevLensCopy, stream);
             AttnColsumKernel.launch(device, stream, layout.dtype(), queries, qRowStride, qHeadStride, lse, lseRowStride, lseHeadStride, cache,
                     layout.blockStride(), layout.slotStride(), layout.headStride(), layout.blockSize(), heads, layout.kvHeads(), d, layout.numBlocks(),
-                    blockTables, tableStride, rowOffs, pos, weights, offs, seqs, maxLen, scale, prev, decay, plens, paged, out, ws.status().buffer(),
+                    blockTables, tableStride, rowOffs, pos, weights, offs, seqs, maxKeys, scale, prev, decay, plens, paged, out, ws.status().buffer(),
                     epoch);
-        }
-        return Pending.of(ws.status(), epoch, stream, REJECTED);
+        };
     }
 
     /**
