@@ -28,6 +28,10 @@ main_cu=("$root"/src/main/cuda/*.cu)
 test_cu=()
 if compgen -G "$root/src/test/cuda/*.cu" >/dev/null; then test_cu=("$root"/src/test/cuda/*.cu); fi
 
+# surefire points each fork's java.io.tmpdir at target/tmp-N (pom.xml); a test that needs a temp dir
+# before anything else created it (e.g. -Dtest=OneClass with @TempDir) must find the folder there.
+mkdir -p "$target"/tmp-{1..8}
+
 stamp="$target/native-build.stamp"
 newest_input=$(find "$root/src/main/cuda" "$root/src/main/cusim" "$root/src/test/cuda" "$here" -type f \
                  -newer "$stamp" 2>/dev/null | head -n 1 || true)
