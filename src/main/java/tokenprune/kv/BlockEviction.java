@@ -1,6 +1,5 @@
 package tokenprune.kv;
 
-import java.util.Arrays;
 
 import tokenprune.device.DeviceBuffer;
 import tokenprune.device.KernelDevice;
@@ -195,17 +194,9 @@ public final class BlockEviction {
     public static Batch batchOf(PagedKvCache cache, int[] ids, int width, int kvHeads, float[][] layerStates) {
         if (cache == null || ids == null) throw new IllegalArgumentException("cache, ids: must not be null");
         int seqs = ids.length;
-        int[] tables = new int[seqs * width];
-        Arrays.fill(tables, -1);
-        int[] kv = new int[seqs];
-        long[] logical = new long[seqs];
-        for (int s = 0; s < seqs; s++) {
-            int[] row = cache.blockTable(ids[s]);
-            if (row.length > width) throw new IllegalArgumentException("width: sequence " + ids[s] + " has " + row.length + " blocks, width is " + width);
-            System.arraycopy(row, 0, tables, s * width, row.length);
-            kv[s] = cache.kvLen(ids[s]);
-            logical[s] = cache.logicalLength(ids[s]);
-        }
+        int[] tables = cache.blockTables(ids, width, -1);
+        int[] kv = cache.kvLens(ids);
+        long[] logical = cache.logicalLengths(ids);
         return new Batch(seqs, cache.blockSize(), cache.budget(), cache.numBlocks(), tables, width, kv, logical, kvHeads, layerStates);
     }
 

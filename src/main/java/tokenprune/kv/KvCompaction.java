@@ -5,7 +5,6 @@ import tokenprune.device.KernelDevice;
 import tokenprune.device.Stream;
 import tokenprune.kernels.KvCompactKernel;
 import tokenprune.kernels.StatusWord;
-import tokenprune.methods.DType;
 import tokenprune.methods.Pending;
 import tokenprune.methods.Workspace;
 
@@ -264,55 +263,24 @@ public final class KvCompaction {
         }
         if (deltas != null && deltas.length != keep.length) throw new IllegalArgumentException("deltas: " + deltas.length + " ints, keep has " + keep.length);
         Stream stream = device.defaultStream();
-        DeviceBuffer[] caches = new DeviceBuffer[layers];
-        DeviceBuffer[] states = layerStates != null ? new DeviceBuffer[layers] : null;
         try (Workspace ws = new Workspace(device, stream);
              DeviceBuffer src = device.alloc(4L * srcTables.length);
              DeviceBuffer dst = device.alloc(4L * Math.max(1, dstTables != null ? dstTables.length : 1));
              DeviceBuffer keepD = device.alloc(4L * Math.max(1, keep.length));
-             DeviceBuffer deltaD = device.alloc(4L * Math.max(1, deltas != null ? deltas.length : 1))) {
-            try {
-                for (int l = 0; l < layers; l++) {
-                    caches[l] = device.alloc(layout.bytes());
-                    if (layout.dtype() == DType.F32) device.upload((float[]) layerCaches[l], caches[l], stream);
-                    else device.upload((short[]) layerCaches[l], caches[l], stream);
-                    if (states != null) {
-                        states[l] = device.alloc(4L * layerStates[l].length);
-                        device.upload(layerStates[l], states[l], stream);
-                    }
-                }
-                device.upload(srcTables, src, stream);
-                if (dstTables != null && dstTables.length > 0) device.upload(dstTables, dst, stream);
-                if (keep.length > 0) device.upload(keep, keepD, stream);
-                if (deltas != null && deltas.length > 0) device.upload(deltas, deltaD, stream);
-                KeepSets sets = new KeepSets(keepOffsets, keepD, perHead, perLayer, deltas != null ? deltaD : null);
-                if (keep.length != sets.ints(layout.kvHeads(), layers))
-                    throw new IllegalArgumentException("keep: " + keep.length + " ints, the sets need " + sets.ints(layout.kvHeads(), layers));
-                compactOnDevice(layout, caches, states, src, srcTableStride, dstTables != null ? dst : null, dstTableStride, srcLen, sets, rope, ws,
-                        stream).await();
-                Object[] outCaches = new Object[layers];
-                float[][] outStates = states != null ? new float[layers][] : null;
-                for (int l = 0; l < layers; l++) {
-                    if (layout.dtype() == DType.F32) {
-                        float[] o = new float[(int) layout.elements()];
-                        device.download(caches[l], o, stream);
-                        outCaches[l] = o;
-                    } else {
-                        short[] o = new short[(int) layout.elements()];
-                        device.download(caches[l], o, stream);
-                        outCaches[l] = o;
-                    }
-                    if (states != null) {
-                        outStates[l] = new float[layerStates[l].length];
-                        device.download(states[l], outStates[l], stream);
-                    }
-                }
-                stream.synchronize();
-                return new Result(outCaches, outStates);
-            } finally {
-                for (DeviceBuffer c : caches) if (c != null) c.close();
-                if (states != null) for (DeviceBuffer c : states) if (c != null) c.close();
-            }
+             DeviceBuffer deltaD = device.alloc(4L * Math.max(1, deltas != null ? deltas.length : 1));
+             HostLayers caches = HostLayers.caches(device, layout, layerCaches, stream);
+             HostLayers states = HostLayers.states(device, layerStates, stream)) {
+            device.upload(srcTables, src, stream);
+            if (dstTables != null && dstTables.length > 0) device.upload(dstTables, dst, stream);
+            if (keep.length > 0) device.upload(keep, keepD, stream);
+            if (deltas != null && deltas.length > 0) device.upload(deltas, deltaD, stream);
+            KeepSets sets = new KeepSets(keepOffsets, keepD, perHead, perLayer, deltas != null ? deltaD : null);
+            if (keep.length != sets.ints(layout.kvHeads(), layers))
+                throw new IllegalArgumentException("keep: " + keep.length + " ints, the sets need " + sets.ints(layout.kvHeads(), layers));
+            compactOnDevice(layout, caches.buffers, states != null ? states.buffers : null, src, srcTableStride, dstTables != null ? dst : null,
+                    dstTableStride, srcLen, sets, rope, ws, stream).await();
+            int slots = layout.numBlocks() * layout.blockSize() * layout.kvHeads();
+            return new Result(caches.downloadCaches(layout, stream), states != null ? states.downloadStates(slots, stream) : null);
         }
     }
 }

@@ -230,17 +230,9 @@ public final class PagedEviction {
      */
     public static DecodeBatch batchOf(PagedKvCache cache, int[] ids, int width, int layers, float[] blockScores, int[] fillAt, int fills, float[] fillScores) {
         int seqs = ids.length;
-        int[] tables = new int[seqs * width];
-        Arrays.fill(tables, -1);
-        int[] kv = new int[seqs];
-        long[] logical = new long[seqs];
-        for (int s = 0; s < seqs; s++) {
-            int[] row = cache.blockTable(ids[s]);
-            if (row.length > width) throw new IllegalArgumentException("width: sequence " + ids[s] + " has " + row.length + " blocks, width is " + width);
-            System.arraycopy(row, 0, tables, s * width, row.length);
-            kv[s] = cache.kvLen(ids[s]);
-            logical[s] = cache.logicalLength(ids[s]);
-        }
+        int[] tables = cache.blockTables(ids, width, -1);
+        int[] kv = cache.kvLens(ids);
+        long[] logical = cache.logicalLengths(ids);
         return new DecodeBatch(seqs, layers, cache.blockSize(), cache.budget(), cache.numBlocks(), tables, width, blockScores, kv, logical, fillAt, fills,
                 fillScores);
     }

@@ -5,7 +5,6 @@ import tokenprune.device.KernelDevice;
 import tokenprune.device.Stream;
 import tokenprune.kernels.PagedEvictionKernel;
 import tokenprune.kernels.StatusWord;
-import tokenprune.methods.DType;
 import tokenprune.methods.Pending;
 import tokenprune.methods.Workspace;
 
@@ -107,39 +106,16 @@ public final class PagedEvictionPrefill {
         if (device == null || layout == null || layerCaches == null || srcTables == null || dstTables == null)
             throw new IllegalArgumentException("device, layout, layerCaches, srcTables, dstTables: must not be null");
         for (Object c : layerCaches) KvTokenScores.checkHostCache(layout, c);
-        int layers = layerCaches.length;
         Stream stream = device.defaultStream();
-        DeviceBuffer[] caches = new DeviceBuffer[layers];
         try (Workspace ws = new Workspace(device, stream);
              DeviceBuffer src = device.alloc(4L * Math.max(1, srcTables.length));
-             DeviceBuffer dst = device.alloc(4L * Math.max(1, dstTables.length))) {
-            try {
-                for (int l = 0; l < layers; l++) {
-                    caches[l] = device.alloc(layout.bytes());
-                    if (layout.dtype() == DType.F32) device.upload((float[]) layerCaches[l], caches[l], stream);
-                    else device.upload((short[]) layerCaches[l], caches[l], stream);
-                }
-                if (srcTables.length > 0) device.upload(srcTables, src, stream);
-                if (dstTables.length > 0) device.upload(dstTables, dst, stream);
-                Queued q = prefillOnDevice(layout, caches, scoreOptions, src, srcTableStride, promptLens, budget, dst, dstTableStride, ws, stream);
-                q.pending().await();
-                Object[] out = new Object[layers];
-                for (int l = 0; l < layers; l++) {
-                    if (layout.dtype() == DType.F32) {
-                        float[] o = new float[(int) layout.elements()];
-                        device.download(caches[l], o, stream);
-                        out[l] = o;
-                    } else {
-                        short[] o = new short[(int) layout.elements()];
-                        device.download(caches[l], o, stream);
-                        out[l] = o;
-                    }
-                }
-                stream.synchronize();
-                return new Result(out, q.kvLen());
-            } finally {
-                for (DeviceBuffer c : caches) if (c != null) c.close();
-            }
+             DeviceBuffer dst = device.alloc(4L * Math.max(1, dstTables.length));
+             HostLayers caches = HostLayers.caches(device, layout, layerCaches, stream)) {
+            if (srcTables.length > 0) device.upload(srcTables, src, stream);
+            if (dstTables.length > 0) device.upload(dstTables, dst, stream);
+            Queued q = prefillOnDevice(layout, caches.buffers, scoreOptions, src, srcTableStride, promptLens, budget, dst, dstTableStride, ws, stream);
+            q.pending().await();
+            return new Result(caches.downloadCaches(layout, stream), q.kvLen());
         }
     }
 }

@@ -326,6 +326,20 @@ public final class PagedKvCache {
         return seq(seqId).kvLen;
     }
 
+    /** kv_len of each of {@code ids}. */
+    public int[] kvLens(int[] ids) {
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) out[i] = kvLen(ids[i]);
+        return out;
+    }
+
+    /** The logical length of each of {@code ids}. */
+    public long[] logicalLengths(int[] ids) {
+        long[] out = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) out[i] = logicalLength(ids[i]);
+        return out;
+    }
+
     public long logicalLength(int seqId) {
         return seq(seqId).logical;
     }
@@ -340,11 +354,17 @@ public final class PagedKvCache {
      * {@code width} entries, padded with 0 (vLLM v0 padding), ready to upload.
      */
     public int[] blockTables(int[] ids, int width) {
+        return blockTables(ids, width, 0);
+    }
+
+    /** {@link #blockTables(int[], int)} with another padding value (e.g. −1, which the kernels never read as a block). */
+    public int[] blockTables(int[] ids, int width, int padding) {
         for (int id : ids) {
             int n = seq(id).table.size();
             if (n > width) throw new IllegalArgumentException("width: sequence " + id + " has " + n + " blocks, width is " + width);
         }
         int[] out = new int[ids.length * width];
+        if (padding != 0) java.util.Arrays.fill(out, padding);
         for (int r = 0; r < ids.length; r++) {
             List<Integer> t = seqs.get(ids[r]).table;
             for (int i = 0; i < t.size(); i++) out[r * width + i] = t.get(i);

@@ -4,7 +4,6 @@ import tokenprune.device.DeviceBuffer;
 import tokenprune.device.KernelDevice;
 import tokenprune.device.Stream;
 import tokenprune.kernels.StatusWord;
-import tokenprune.methods.DType;
 import tokenprune.methods.Pending;
 import tokenprune.methods.Workspace;
 
@@ -215,46 +214,15 @@ public final class TokenEviction {
         }
         if (kvLens == null || blockTables.length != (long) kvLens.length * tableStride)
             throw new IllegalArgumentException("blockTables: must hold kvLens.length rows of tableStride entries");
-        int layers = caches.length;
         Stream stream = device.defaultStream();
-        DeviceBuffer[] c = new DeviceBuffer[layers], st = states != null ? new DeviceBuffer[layers] : null;
-        try (Workspace ws = new Workspace(device, stream); DeviceBuffer tables = device.alloc(4L * Math.max(1, blockTables.length))) {
-            try {
-                for (int l = 0; l < layers; l++) {
-                    c[l] = device.alloc(layout.bytes());
-                    if (layout.dtype() == DType.F32) device.upload((float[]) caches[l], c[l], stream);
-                    else device.upload((short[]) caches[l], c[l], stream);
-                    if (st != null) {
-                        st[l] = device.alloc(4 * slots);
-                        device.upload(states[l], st[l], stream);
-                    }
-                }
-                if (blockTables.length > 0) device.upload(blockTables, tables, stream);
-                Queued q = evictOnDevice(layout, c, st, tables, tableStride, kvLens, options, ws, stream);
-                q.pending().await();
-                Object[] outCaches = new Object[layers];
-                float[][] outStates = st != null ? new float[layers][] : null;
-                for (int l = 0; l < layers; l++) {
-                    if (layout.dtype() == DType.F32) {
-                        float[] o = new float[(int) layout.elements()];
-                        device.download(c[l], o, stream);
-                        outCaches[l] = o;
-                    } else {
-                        short[] o = new short[(int) layout.elements()];
-                        device.download(c[l], o, stream);
-                        outCaches[l] = o;
-                    }
-                    if (st != null) {
-                        outStates[l] = new float[(int) slots];
-                        device.download(st[l], outStates[l], stream);
-                    }
-                }
-                stream.synchronize();
-                return new Result(outCaches, outStates, q.kvLen());
-            } finally {
-                for (DeviceBuffer b : c) if (b != null) b.close();
-                if (st != null) for (DeviceBuffer b : st) if (b != null) b.close();
-            }
+        try (Workspace ws = new Workspace(device, stream);
+             DeviceBuffer tables = device.alloc(4L * Math.max(1, blockTables.length));
+             HostLayers c = HostLayers.caches(device, layout, caches, stream);
+             HostLayers st = HostLayers.states(device, states, stream)) {
+            if (blockTables.length > 0) device.upload(blockTables, tables, stream);
+            Queued q = evictOnDevice(layout, c.buffers, st != null ? st.buffers : null, tables, tableStride, kvLens, options, ws, stream);
+            q.pending().await();
+            return new Result(c.downloadCaches(layout, stream), st != null ? st.downloadStates((int) slots, stream) : null, q.kvLen());
         }
     }
 }
