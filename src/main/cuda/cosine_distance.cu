@@ -36,8 +36,9 @@
 //
 // Assumptions
 //   Rows are row_stride elements apart (any stride >= d; 16-byte alignment only enables the fast
-//   load path); d >= 1; fp32 accumulation. Non-finite inputs set *status = epoch (status
+//   load path); d >= 1; fp32 accumulation. Non-finite inputs: tp_reject(status, epoch) (status
 //   convention: maxmin_select.cu); the distances are then meaningless and consumers check status.
+//   A call already stopped on entry (an earlier call's unobserved rejection) writes nothing.
 //
 // Cost per set (n = n_b, t = ceil(n / 64)): FLOPs = 2 * 64^2 * d * t(t+1)/2 ~ n^2 d; reads each
 //   row once per tile pair it takes part in, ~ (t + 1) / 2 * n * d elements (mostly L2 hits);
@@ -186,6 +187,7 @@ tp_cosine_distance_f32(const float* __restrict__ x, long long row_stride, const 
     __shared__ float dots[CD_TILE * CD_OUT_LD];
     __shared__ float inv_norm_a[CD_TILE], inv_norm_b[CD_TILE];
 
+    if (tp_call_rejected(status, epoch)) return;  // stopped by an earlier, unobserved rejection: write nothing
     const CdSet s = cd_locate(row_offsets, tiles_max);
     if (!s.active) return;  // uniform per block: no barrier is skipped by part of a block
     const float* xs = x + (long long)s.first_row * row_stride;
@@ -314,6 +316,7 @@ __device__ void cosine_distance_tc(const T* __restrict__ x, long long row_stride
     T* b_slice = a_slice + CD_TILE * CD_TC_LD;
     float* dots = reinterpret_cast<float*>(smem);
 
+    if (tp_call_rejected(status, epoch)) return;  // stopped by an earlier, unobserved rejection: write nothing
     const CdSet s = cd_locate(row_offsets, tiles_max);
     if (!s.active) return;
     const T* xs = x + (long long)s.first_row * row_stride;

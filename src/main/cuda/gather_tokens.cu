@@ -21,7 +21,7 @@
 //
 // Status convention (maxmin_select.cu): a consumer: if the call was rejected on entry (tp_call_rejected) (a selection kernel
 //   of the same call rejected its input) nothing is written. It also validates: a kept index
-//   outside 0 .. n_b-1 sets *status = epoch and that output row is not written (other rows may be;
+//   outside 0 .. n_b-1 does tp_reject(status, epoch) and that output row is not written (other rows may be;
 //   the host API checks indices before launching, so there it never happens).
 //
 // Cost: reads and writes total_kept * row_bytes bytes once (+ 4 bytes of index and position per

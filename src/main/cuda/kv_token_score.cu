@@ -34,12 +34,13 @@
 //   Either way every lane then folds the heads into the same running sums in head order (the vector
 //   path fetches each group's norms with a shuffle), so the result does not depend on the schedule;
 //   the two paths differ only in the order of the squares' partial sums. Lane 0 writes.
-//   No shared memory, no barriers. For NHD a token's K (and V) is H*D contiguous elements.
+//   No shared memory; one barrier-OR at entry (the status check). For NHD a token's K (and V) is H*D contiguous elements.
 //   tp_kv_random_score: 256 threads, one thread per token, the same binary search.
 //
 // Status convention (maxmin_select.cu): a producer. NaN/Inf in a token's K or V (not checked by the
 //   random score, which reads none), a logical block index >= table_stride, or a physical block outside
-//   [0, num_blocks) sets *status = epoch and that token's score is not written (other tokens' may be).
+//   [0, num_blocks): tp_reject(status, epoch) and that token's score is not written (other tokens' may be).
+//   A call already stopped on entry (an earlier call's unobserved rejection) writes nothing.
 //
 // Cost: reads 2 * H * D elements per token once (bf16, Llama-3.1-8B: 4 KiB per token per layer),
 //   writes 4 bytes; about 4 H D FLOPs per token. A bandwidth kernel: 1 Ki prompt tokens = 4 MiB,
@@ -89,6 +90,7 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
                                           const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_begin,
                                           const int* __restrict__ out_offsets, int seqs, int metric, int head_agg, float eps,
                                           float* __restrict__ scores, int* status, int epoch) {
+    if (tp_call_rejected(status, epoch)) return;  // stopped by an earlier, unobserved rejection: write nothing
     const int lane = threadIdx.x % TP_WARP;
     const int g = blockIdx.x * KTS_WARPS + threadIdx.x / TP_WARP;
     if (g >= out_offsets[seqs]) return;  // warp-uniform; no barriers below
@@ -201,6 +203,7 @@ tp_kv_token_score_bf16(const __nv_bfloat16* __restrict__ cache, long long kv_str
 extern "C" __global__ void __launch_bounds__(KTS_THREADS)
 tp_kv_random_score(int block_size, int num_blocks, const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_begin,
                    const int* __restrict__ out_offsets, int seqs, long long seed, float* __restrict__ scores, int* status, int epoch) {
+    if (tp_call_rejected(status, epoch)) return;  // stopped by an earlier, unobserved rejection: write nothing
     const int g = blockIdx.x * KTS_THREADS + threadIdx.x;
     if (g >= out_offsets[seqs]) return;
     const int s = kts_sequence_of(g, out_offsets, seqs);

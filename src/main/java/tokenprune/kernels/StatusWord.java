@@ -1,5 +1,6 @@
 package tokenprune.kernels;
 
+import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -22,8 +23,10 @@ public final class StatusWord implements AutoCloseable {
     private final KernelDevice device;
     private final DeviceBuffer word;
     private int epoch;
-    /** Observed rejections: first rejected epoch -> the last epoch issued before the word was cleared. */
-    private final TreeMap<Integer, Integer> refused = new TreeMap<>();
+    /** Bumped when the int epoch wraps, so a call of an older generation is never confused with a new one. */
+    private long generation;
+    /** Observed rejections per generation: first rejected epoch -> the last epoch issued before the word was cleared. */
+    private final Map<Long, TreeMap<Integer, Integer>> refused = new HashMap<>();
     private boolean clearBeforeNextEpoch;
 
     public StatusWord(KernelDevice device, Stream stream) {
@@ -36,6 +39,11 @@ public final class StatusWord implements AutoCloseable {
         return word;
     }
 
+    /** The generation of the epochs {@link #nextEpoch} hands out now (Pending records it with its epoch). */
+    public long generation() {
+        return generation;
+    }
+
     /** The epoch for the next call. */
     public int nextEpoch(Stream stream) {
         if (clearBeforeNextEpoch) {  // an observed rejection stops no later call
@@ -43,41 +51,77 @@ public final class StatusWord implements AutoCloseable {
             clearBeforeNextEpoch = false;
         }
         if (epoch == Integer.MAX_VALUE) {
+            // the word is about to be reused from epoch 1: keep what it says about the ending generation
             stream.synchronize();
+            int first = read(stream);
+            if (first != 0) ranges(generation).put(first, epoch);
             device.fill(word, 0, stream);
-            refused.clear();
+            generation++;
             epoch = 0;
         }
         return ++epoch;
     }
 
     /**
-     * Waits for the stream; 0 if call {@code callEpoch} ran, else the epoch of the call whose rejection
-     * stopped it ({@code callEpoch} itself, or an earlier call on this word).
+     * Kernels of one call must be queued under the latest epoch: the word keeps the first rejection in
+     * stream order, which is the lowest epoch only if epochs reach the stream in increasing order.
      */
-    public int rejectedBy(int callEpoch, Stream stream) {
-        Map.Entry<Integer, Integer> known = refused.floorEntry(callEpoch);
-        if (known != null && callEpoch <= known.getValue()) return known.getKey();
+    public void requireLatest(int callEpoch) {
+        if (callEpoch != epoch)
+            throw new IllegalStateException("epoch " + callEpoch + " is not the latest issued (" + epoch + "): queue a call's kernels before the next call takes its epoch");
+    }
+
+    /**
+     * Waits for the stream; 0 if call {@code callEpoch} of {@code callGeneration} ran, else the epoch of the
+     * call whose rejection stopped it ({@code callEpoch} itself, or an earlier call on this word).
+     */
+    public int rejectedBy(int callEpoch, long callGeneration, Stream stream) {
+        Integer by = known(callEpoch, callGeneration);
+        if (by != null) return by;
+        if (callGeneration != generation) return 0;  // its generation ended: the wrap recorded every rejection of it
         stream.synchronize();
-        int[] v = new int[1];
-        device.download(word, v, stream);
-        int first = v[0];
+        int first = read(stream);
         if (first == 0 || first > callEpoch) return 0;
         // every call from `first` up to the last epoch issued has finished (the stream is idle) and was stopped
-        refused.put(first, epoch);
+        ranges(generation).put(first, epoch);
         clearBeforeNextEpoch = true;
         return first;
     }
 
-    /** Whether call {@code callEpoch} is already known to be rejected (no sync: only rejections observed so far). */
+    /** {@link #rejectedBy(int, long, Stream)} for a call of the current generation. */
+    public int rejectedBy(int callEpoch, Stream stream) {
+        return rejectedBy(callEpoch, generation, stream);
+    }
+
+    /** Whether call {@code callEpoch} (current generation) is already known to be rejected (no sync: only rejections observed so far). */
     public boolean knownRejected(int callEpoch) {
-        Map.Entry<Integer, Integer> known = refused.floorEntry(callEpoch);
-        return known != null && callEpoch <= known.getValue();
+        return known(callEpoch, generation) != null;
     }
 
     /** Waits for the stream and tells whether call {@code epoch} was rejected (by its own input or an earlier call's). */
     public boolean rejected(int callEpoch, Stream stream) {
         return rejectedBy(callEpoch, stream) != 0;
+    }
+
+    private Integer known(int callEpoch, long callGeneration) {
+        TreeMap<Integer, Integer> r = refused.get(callGeneration);
+        Map.Entry<Integer, Integer> e = r == null ? null : r.floorEntry(callEpoch);
+        return e != null && callEpoch <= e.getValue() ? e.getKey() : null;
+    }
+
+    private TreeMap<Integer, Integer> ranges(long gen) {
+        return refused.computeIfAbsent(gen, g -> new TreeMap<>());
+    }
+
+    private int read(Stream stream) {
+        int[] v = new int[1];
+        device.download(word, v, stream);
+        return v[0];
+    }
+
+    /** For tests: continue as if {@code issued} epochs had been handed out (to reach the wrap). */
+    void skipTo(int issued) {
+        epoch = issued;
     }
 
     @Override

@@ -251,6 +251,7 @@ public final class AttentionScores {
         final int maxKeys = maxLen;
         final int[] rowOffsetsCopy = rowOffsets.clone(), positionsCopy = positions.clone(), prevLensCopy = prevLens == null ? null : prevLens.clone();
         return epoch -> {
+            ws.status().requireLatest(epoch);
             if (total == 0) return;
             DeviceBuffer offs = ws.ints("attn.outOffsets", outOffsets, stream);
             DeviceBuffer rowOffs = ws.ints("attn.rowOffsets", rowOffsetsCopy, stream);

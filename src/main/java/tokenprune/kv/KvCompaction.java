@@ -144,6 +144,7 @@ public final class KvCompaction {
         }
 
         void enqueue(Workspace ws, Stream stream, DeviceBuffer status, int epoch) {
+            ws.status().requireLatest(epoch);
             int seqs = keep.seqs(), layers = caches.length, h = layout.kvHeads();
             if (keep.total() == 0) return;
             KernelDevice device = ws.device();

@@ -198,6 +198,7 @@ public final class KvKeepSelect {
     static void launch(Workspace ws, Stream stream, DeviceBuffer scores, int[] seqOffsets, int kvHeads, DeviceBuffer tables, int tableStride,
                        int blockSize, int numBlocks, Policy policy, DeviceBuffer keep, int[] rowStarts, DeviceBuffer kvLenOut, DeviceBuffer status,
                        int epoch) {
+        ws.status().requireLatest(epoch);
         int seqs = seqOffsets.length - 1;
         boolean over = false, any = false;
         for (int s = 0; s < seqs; s++) {

@@ -23,7 +23,9 @@ import java.util.Map;
  * the caller compacts the kept tokens to the front of the sequence's blocks (tokenprune.kv.KvCompaction)
  * and reports the new kv_len with {@link #compactSequence}, which releases the trailing blocks. kv_len may
  * then grow to C + slack before the next compaction: slack = 1 evicts every step (H2O as published),
- * slack = B compacts once per B steps and frees one block each time.
+ * slack = B compacts once per B steps and frees one block each time. A prompt may be allocated whole
+ * (kv_len = logical length, any length) and compacted to C once (PromptCompression with the same C);
+ * appending to it needs that compaction first when it holds C + slack or more.
  *
  * <p>Every mutating operation validates first and changes nothing when it throws
  * {@link IllegalArgumentException}. Evicted blocks are not reusable at once: they wait in a
@@ -148,8 +150,8 @@ public final class PagedKvCache {
         if (kvLen < 0 || logical < 0) return "lengths must be >= 0, were kv_len " + kvLen + ", logical " + logical;
         if (kvLen > logical) return "kv_len " + kvLen + " exceeds the logical length " + logical;
         if (logical <= budget && kvLen != logical) return "kv_len " + kvLen + " != logical length " + logical + " under the budget " + budget;
-        if (granularity == Granularity.TOKEN)
-            return kvLen > (long) budget + slack ? "kv_len " + kvLen + " exceeds C + slack = " + ((long) budget + slack) : null;
+        if (granularity == Granularity.TOKEN)  // a prompt not compressed yet (kv_len = logical length) may be longer, until its compaction
+            return kvLen > (long) budget + slack && kvLen != logical ? "kv_len " + kvLen + " exceeds C + slack = " + ((long) budget + slack) : null;
         if (kvLen % blockSize != logical % blockSize) return "kv_len " + kvLen + " and logical length " + logical + " disagree modulo B = " + blockSize;
         if (logical > budget && (kvLen < budget || kvLen > (long) budget + blockSize))
             return "kv_len " + kvLen + " outside [C, C + B] = [" + budget + ", " + (budget + blockSize) + "] for a logical length " + logical + " over the budget";
@@ -399,7 +401,7 @@ public final class PagedKvCache {
                 throw new IllegalStateException("sequence " + id + ": kv_len " + s.kvLen + " > C + B - 1 at attention time");
             if (s.table.size() != blocksFor(s.kvLen))
                 throw new IllegalStateException("sequence " + id + ": " + s.table.size() + " blocks for kv_len " + s.kvLen + " (needs " + blocksFor(s.kvLen) + ")");
-            if (s.table.size() > maxBlocksPerSequence())
+            if (s.table.size() > maxBlocksPerSequence() && !(granularity == Granularity.TOKEN && s.kvLen == s.logical))
                 throw new IllegalStateException("sequence " + id + ": holds " + s.table.size() + " blocks > C/B + 1 = " + maxBlocksPerSequence());
             if (s.scores.size() != s.table.size())
                 throw new IllegalStateException("sequence " + id + ": " + s.scores.size() + " block scores for " + s.table.size() + " blocks");

@@ -16,8 +16,8 @@ import tokenprune.methods.Workspace;
  * ({@link KvKeepSelect}: pooling for SnapKV, the A2SF tie rule), and the kept K/V are compacted in place
  * to the front of each prompt's blocks ({@link KvCompaction}). Each layer keeps its own set; every
  * layer and head of a prompt keeps the same count, so kv_len (min(L, C)) and the block table stay shared
- * and the blocks behind it can be released ({@link TokenEviction#applyTo} on a TOKEN cache, or the
- * caller's own pool).
+ * and the blocks behind it can be released ({@link TokenEviction#applyTo} on a
+ * {@link PagedKvCache#forTokenEviction} cache with the same budget C, or the caller's own pool).
  *
  * <p>Launches: 2 per layer (scores, keep) + 2 (validation and move of all layers), one status epoch, no
  * host synchronisation. Prompts at or under the budget keep everything (their lists are the identity
@@ -60,6 +60,7 @@ public final class PromptCompression {
         if (layerQueries.length != layers || layerLse.length != layers)
             throw new IllegalArgumentException("layerQueries, layerLse: need one buffer per layer (" + layers + ")");
         if (kvLens == null || kvLens.length < 1) throw new IllegalArgumentException("kvLens: need >= 1 prompt");
+        if (policy.budget() < 1) throw new IllegalArgumentException("policy: the budget must be >= 1, was " + policy.budget());
         int seqs = kvLens.length;
         int[] counts = new int[seqs], after = new int[seqs];
         long scoreFloats = 0;

@@ -136,7 +136,7 @@ public final class TokenEviction {
             throw new IllegalArgumentException("layerStates: " + layerStates.length + " states for " + layers + " layers");
         }
         if (perLayer * (attention ? layers : 1) > Integer.MAX_VALUE) throw new IllegalArgumentException("kvLens: more than 2^31 - 1 kept indices in one call");
-        // every check (the compaction's too) before anything is queued
+        // every check (the compaction's too) before any kernel is queued
         DeviceBuffer keep = attention ? ws.scratch("tokenEviction.keep", 4L * perLayer * layers)
                 : ws.ints("tokenEviction.keep", streamingKeep(due, counts, options.keep().sinks()), stream);
         KvCompaction.KeepSets sets = new KvCompaction.KeepSets(offsets, keep, perHead, attention, null);
@@ -186,9 +186,13 @@ public final class TokenEviction {
     public static void applyTo(PagedKvCache cache, int[] ids, int[] kvLenAfter) {
         if (cache == null || ids == null || kvLenAfter == null || ids.length != kvLenAfter.length)
             throw new IllegalArgumentException("cache, ids, kvLenAfter: non-null, ids and kvLenAfter of equal length");
-        for (int s = 0; s < ids.length; s++)
-            if (kvLenAfter[s] > cache.kvLen(ids[s]))
-                throw new IllegalArgumentException("kvLenAfter: sequence " + ids[s] + " would grow from " + cache.kvLen(ids[s]) + " to " + kvLenAfter[s]);
+        if (cache.granularity() != PagedKvCache.Granularity.TOKEN) throw new IllegalArgumentException("cache: needs TOKEN granularity (PagedKvCache.forTokenEviction)");
+        for (int s = 0; s < ids.length; s++) {
+            int kv = cache.kvLen(ids[s]);
+            if (kvLenAfter[s] > kv) throw new IllegalArgumentException("kvLenAfter: sequence " + ids[s] + " would grow from " + kv + " to " + kvLenAfter[s]);
+            if (kvLenAfter[s] < Math.min(cache.budget(), kv))
+                throw new IllegalArgumentException("kvLenAfter: sequence " + ids[s] + " would drop below the cache's budget " + cache.budget() + " (options and cache disagree)");
+        }
         for (int s = 0; s < ids.length; s++)
             if (kvLenAfter[s] < cache.kvLen(ids[s])) cache.compactSequence(ids[s], kvLenAfter[s]);
     }

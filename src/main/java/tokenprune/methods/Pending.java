@@ -16,10 +16,12 @@ public final class Pending {
     private final int epoch;
     private final Stream stream;
     private final String rejection;
+    private final long generation;
 
     Pending(StatusWord status, int epoch, Stream stream, String rejection) {
         this.status = status;
         this.epoch = epoch;
+        this.generation = status.generation();
         this.stream = stream;
         this.rejection = rejection;
     }
@@ -30,7 +32,7 @@ public final class Pending {
     }
 
     public void await() {
-        int by = status.rejectedBy(epoch, stream);
+        int by = status.rejectedBy(epoch, generation, stream);
         if (by == epoch) throw new IllegalArgumentException(rejection);
         if (by != 0) throw new IllegalArgumentException("not run: an earlier call queued on this workspace was rejected (await each call, or the first "
                 + "one that failed, to see why); this call's check: " + rejection);

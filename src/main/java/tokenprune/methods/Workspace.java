@@ -47,7 +47,10 @@ public final class Workspace implements AutoCloseable {
     public DeviceBuffer scratch(String name, long bytes) {
         DeviceBuffer b = scratch.get(name);
         if (b != null && b.bytes() >= bytes) return b;
-        if (b != null) retire(b);
+        if (b != null) {
+            scratch.remove(name);  // a failed allocation below must not leave the closed buffer behind
+            retire(b);
+        }
         b = device.alloc(Math.max(bytes, 4));
         scratch.put(name, b);
         return b;
@@ -59,7 +62,11 @@ public final class Workspace implements AutoCloseable {
         DeviceBuffer b = arrays.get(name);
         if (b != null && Arrays.equals(values, uploaded.get(name))) return b;
         if (b == null || b.bytes() < values.length * 4L) {
-            if (b != null) retire(b);
+            if (b != null) {
+                arrays.remove(name);
+                uploaded.remove(name);
+                retire(b);
+            }
             b = device.alloc(Math.max(values.length * 4L, 4));
             arrays.put(name, b);
         }

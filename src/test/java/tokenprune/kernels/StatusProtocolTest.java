@@ -64,4 +64,34 @@ class StatusProtocolTest {
             assertThrows(IllegalArgumentException.class, first::await);
         }
     }
+
+    /** The int epoch wraps: rejections of the ending generation are kept, the new generation starts clean. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void theEpochWrapKeepsUnobservedRejections(String deviceName) {
+        KvKeepSelect.Policy keepTwo = KvKeepSelect.Policy.perHead(0, 0, 2);
+        int[] rows = {0, 4};
+        try (KernelDevice device = TestDevices.open(deviceName);
+             Workspace ws = new Workspace(device, device.defaultStream());
+             DeviceBuffer bad = device.alloc(16);
+             DeviceBuffer good = device.alloc(16);
+             DeviceBuffer keep = device.alloc(8)) {
+            Stream stream = ws.stream();
+            device.upload(new float[] {1, Float.NaN, 3, 4}, bad, stream);
+            device.upload(new float[] {5, 1, 7, 2}, good, stream);
+            ws.status().skipTo(Integer.MAX_VALUE - 2);
+            Pending rejected = KvKeepSelect.selectRowsOnDevice(ws, stream, bad, rows, keepTwo, keep, null);  // epoch MAX - 1
+            Pending stopped = KvKeepSelect.selectRowsOnDevice(ws, stream, good, rows, keepTwo, keep, null);  // epoch MAX
+            Pending fresh = KvKeepSelect.selectRowsOnDevice(ws, stream, good, rows, keepTwo, keep, null);    // wraps: epoch 1 of the next generation
+            fresh.await();
+            int[] got = new int[2];
+            device.download(keep, got, stream);
+            stream.synchronize();
+            assertArrayEquals(new int[] {0, 2}, got, "the first call of the new generation ran");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, rejected::await);
+            assertTrue(e.getMessage().startsWith("scores"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, stopped::await);
+            assertTrue(e.getMessage().startsWith("not run"), e.getMessage());
+        }
+    }
 }

@@ -236,6 +236,28 @@ class PagedKvCacheTest {
         rejected(blocks, "evictBlock", () -> blocks.compactSequence(b, 4));
     }
 
+    /** TOKEN granularity: a whole prompt longer than C + slack is held until its one compaction (PromptCompression). */
+    @Test
+    void tokenGranularityHoldsAWholePromptUntilItIsCompressed() {
+        PagedKvCache c = PagedKvCache.forTokenEviction(12, 4, 8, 4);
+        int id = c.allocateSequence(30, 30);
+        assertEquals(8, c.blockTable(id).length);
+        c.checkInvariants();
+        rejected(c, "compact first", () -> c.appendTokens(id, 1));
+        rejected(c, "C + slack", () -> c.allocateSequence(13, 20));  // compressed already (kv_len < logical) yet over C + slack
+        int[] released = c.compactSequence(id, 8);
+        assertEquals(6, released.length);
+        c.checkInvariants();
+        c.reclaimEvicted();
+        c.appendTokens(id, 4);
+        rejected(c, "compact first", () -> c.appendTokens(id, 1));
+        PagedKvCache blocks = new PagedKvCache(12, 4, 12);
+        int b = blocks.allocateSequence(4, 4);
+        assertThrows(IllegalArgumentException.class, () -> TokenEviction.applyTo(blocks, new int[] {b}, new int[] {4}), "BLOCK cache");
+        assertThrows(IllegalArgumentException.class, () -> TokenEviction.applyTo(c, new int[] {id}, new int[] {5}), "below the cache's budget");
+        assertEquals(12, c.kvLen(id), "nothing applied");
+    }
+
     /** TOKEN granularity under random append / compact / free traffic: invariants after every operation. */
     @Test
     void tokenGranularityInvariantsUnderRandomTraffic() {
