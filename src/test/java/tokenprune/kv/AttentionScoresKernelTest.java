@@ -159,9 +159,14 @@ class AttentionScoresKernelTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("devices")
     void pagedDecodeStateOverThreeSteps(String deviceName) {
+        pagedDecodeState(deviceName, KvLayout.Kind.FLASH_INFER_HND);
+        pagedDecodeState(deviceName, KvLayout.Kind.LEGACY);  // bf16 D = 8: x = 8, the key tile staged element-wise
+    }
+
+    static void pagedDecodeState(String deviceName, KvLayout.Kind kind) {
         // A2SF decode (alpha 0.9) on state parallel to the cache: each step one new token per sequence whose stale
         // slot state must not be read, one query row at the newest position; unheld slots unchanged
-        Case c = randomCase(KvLayout.Kind.FLASH_INFER_HND, DType.BF16, 4, 2, 8, 8, new int[] {11, 16}, new int[] {1, 1}, 41);
+        Case c = randomCase(kind, DType.BF16, 4, 2, 8, 8, new int[] {11, 16}, new int[] {1, 1}, 41);
         int slots = c.l.numBlocks() * c.l.blockSize() * c.l.kvHeads();
         float[] state = new float[slots];
         Random rnd = new Random(5);

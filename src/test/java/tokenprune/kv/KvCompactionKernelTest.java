@@ -260,6 +260,8 @@ class KvCompactionKernelTest {
                      DeviceBuffer k = device.alloc(4L * keep.length)) {
                     DeviceBuffer c = big.slice(shift, layout.bytes());
                     assertEquals(shift == 0 ? 16 : shift, KvCompaction.unitBytes(layout, new DeviceBuffer[] {c}), "unit for shift " + shift);
+                    KvLayout legacy = KvLayout.of(KvLayout.Kind.LEGACY, DType.F16, 6, 3, 2, 8);  // rows not contiguous: element-wise
+                    assertEquals(2, KvCompaction.unitBytes(legacy, new DeviceBuffer[] {big.slice(0, legacy.bytes())}), "legacy unit");
                     device.upload(cache, c, stream);
                     device.upload(tables, t, stream);
                     device.upload(keep, k, stream);
