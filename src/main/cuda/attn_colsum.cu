@@ -13,8 +13,10 @@
 //   lse (fp32, natural log, what flash attention returns) at lse[r*lse_row_stride + qh*lse_head_stride];
 //   pos_r = q_pos[r] (the key index the query sits at, 0 <= pos_r < n_s); w_r = q_weight[r] (nullptr: 1).
 //   Key j lives in physical block p = block_tables[s*table_stride + j/block_size], slot j % block_size, element
-//   (p, slot, h, d) at cache + p*block_stride + slot*slot_stride + h*head_stride + d (K only; strides from
-//   tokenprune.kv.KvLayout: both FlashAttention/FlashInfer layouts and their HND variants).
+//   (p, slot, h, d) at cache + p*block_stride + slot*slot_stride + h*head_stride + (d / k_x)*k_chunk_stride +
+//   (d % k_x)*k_dim_stride (K only; strides from tokenprune.kv.KvLayout: both FlashAttention/FlashInfer
+//   layouts and their HND variants with x = D, chunk stride 0, dim stride 1, and vLLM v0's legacy split-x
+//   key_cache [nb, H, D/x, B, x]: slot stride x, chunk stride B x, dim stride 1).
 //   Probabilities are recomputed exactly from q, k and lse: the attention matrix is never built.
 //   decay = 1 accumulates (H2O), decay = alpha is A2SF's recurrence, prev = nullptr a one-shot sum
 //   (prefill weights: H2O 1, A2SF alpha^(L-1-r), SnapKV 1 for the last W rows, TOVA the last row only).
@@ -28,9 +30,10 @@
 //   tile of 32 keys (lane c = key k0 + c) of one (sequence, kv head), stages them transposed in shared
 //   memory, then walks the (row, group head) pairs of the sequence 16 at a time (Q chunk in shared memory),
 //   warp w taking pairs w, w+4, w+8, w+12 of each chunk (interleaved, so a decode step's G = 4 pairs keep
-//   all four warps busy). The K tile is staged with 16-byte loads when every key row is 16-byte aligned
-//   whole units (base, strides and head_dim * sizeof(T) multiples of 16: FlashAttention / FlashInfer with
-//   D = 128), element by element otherwise. Every lane accumulates its key's column sum in registers in
+//   all four warps busy). The K tile is staged with 16-byte loads when every key row is dim contiguous
+//   (x = D, dim stride 1: not legacy) and 16-byte aligned whole units (base, strides and head_dim * sizeof(T)
+//   multiples of 16: FlashAttention / FlashInfer with D = 128), element by element otherwise (the legacy
+//   layout with the general split-x offset per element). Every lane accumulates its key's column sum in registers in
 //   a fixed order; the 4 warps are summed in warp order at the end. Deterministic: no atomics on floats, each
 //   output written by exactly one thread, the same sums in the same order under any schedule.
 //   prev may alias out (in-place accumulation): each element is read and written by the same thread.
@@ -50,7 +53,9 @@
 //   1 in decode, W for SnapKV), so ~ n_s D (1 + R G / 32) elements; 2 R G D FLOPs + one expf per
 //   (pair, key). Decode, Llama-3.1-8B (G = 4, D = 128, bf16), 4 Ki held tokens: 1 MiB of K per layer
 //   and sequence, ~4 MFLOP. K staged with 16-byte loads where aligned (Q element-wise: R G D elements per
-//   tile); the transposed smem writes of the vector path are up to 4-way bank-conflicted. Not measured
+//   tile); the transposed smem writes of the vector path are up to 4-way bank-conflicted. The legacy
+//   layout stages K element-wise (its x-element chunks are 16 B, but consecutive chunks of a key are
+//   B x elements apart). Not measured
 //   on a GPU yet.
 #include "common.cuh"
 
@@ -63,9 +68,10 @@
 
 // Whether every key row of the tile starts 16-byte aligned and is whole 16-byte units (block-uniform).
 template <typename T>
-__device__ __forceinline__ bool acs_vec16_ok(const T* cache, long long block_stride, long long slot_stride, long long head_stride, int head_dim) {
+__device__ __forceinline__ bool acs_vec16_ok(const T* cache, long long block_stride, long long slot_stride, long long head_stride, int head_dim,
+                                             int k_x, long long k_dim_stride) {
     const long long e = (long long)sizeof(T);
-    return reinterpret_cast<uintptr_t>(cache) % 16 == 0 && (head_dim * e) % 16 == 0 && (block_stride * e) % 16 == 0 && (slot_stride * e) % 16 == 0 &&
+    return k_x == head_dim && k_dim_stride == 1 && reinterpret_cast<uintptr_t>(cache) % 16 == 0 && (head_dim * e) % 16 == 0 && (block_stride * e) % 16 == 0 && (slot_stride * e) % 16 == 0 &&
            (head_stride * e) % 16 == 0;
 }
 
@@ -73,7 +79,7 @@ template <typename T>
 __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long long q_head_stride,
                            const float* __restrict__ lse, long long lse_row_stride, long long lse_head_stride,
                            const T* __restrict__ cache, long long block_stride, long long slot_stride, long long head_stride,
-                           int block_size, int heads, int kv_heads, int head_dim, int num_blocks,
+                           int k_x, long long k_chunk_stride, long long k_dim_stride, int block_size, int heads, int kv_heads, int head_dim, int num_blocks,
                            const int* __restrict__ block_tables, int table_stride,
                            const int* __restrict__ q_offsets, const int* __restrict__ q_pos, const float* __restrict__ q_weight,
                            const int* __restrict__ out_offsets, float scale, const float* prev, float decay, const int* __restrict__ prev_lens, int paged_out, float* out,
@@ -96,7 +102,7 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
     bool bad = false;
 
     // K tile, transposed: ks[i][c] = k_{k0 + c}[i] (zero beyond n)
-    if (acs_vec16_ok(cache, block_stride, slot_stride, head_stride, head_dim)) {
+    if (acs_vec16_ok(cache, block_stride, slot_stride, head_stride, head_dim, k_x, k_dim_stride)) {
         constexpr int N = 16 / (int)sizeof(T);  // elements per 16-byte load
         const int upr = head_dim / N;           // 16-byte units per key row
         for (int e = threadIdx.x; e < ACS_KT * upr; e += blockDim.x) {
@@ -125,6 +131,7 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
             for (int i = 0; i < N; ++i) ks[(u * N + i) * ACS_KLD + c] = val[i];
         }
     } else {
+        const bool contiguous = k_x == head_dim && k_dim_stride == 1;  // block-uniform
         for (int e = threadIdx.x; e < ACS_KT * head_dim; e += blockDim.x) {
             const int c = e / head_dim, i = e % head_dim;
             const int key = k0 + c;
@@ -135,7 +142,8 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
                 if (p < 0 || p >= num_blocks) {
                     bad = true;
                 } else {
-                    val = tp_to_float(cache[(long long)p * block_stride + (long long)(key % block_size) * slot_stride + (long long)h * head_stride + i]);
+                    const long long di = contiguous ? i : (long long)(i / k_x) * k_chunk_stride + (long long)(i % k_x) * k_dim_stride;
+                    val = tp_to_float(cache[(long long)p * block_stride + (long long)(key % block_size) * slot_stride + (long long)h * head_stride + di]);
                     bad |= tp_is_nonfinite(val);
                 }
             }
@@ -213,35 +221,35 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
 extern "C" __global__ void __launch_bounds__(ACS_THREADS)
 tp_attn_colsum_f32(const float* __restrict__ q, long long q_row_stride, long long q_head_stride, const float* __restrict__ lse, long long lse_row_stride,
      long long lse_head_stride, const float* __restrict__ cache, long long block_stride, long long slot_stride, long long head_stride,
-     int block_size, int heads, int kv_heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
+     int k_x, long long k_chunk_stride, long long k_dim_stride, int block_size, int heads, int kv_heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
      const int* __restrict__ q_offsets, const int* __restrict__ q_pos, const float* __restrict__ q_weight,
      const int* __restrict__ out_offsets, float scale, const float* prev, float decay, const int* __restrict__ prev_lens, int paged_out,
      float* out, int* status, int epoch) {
     acs_colsum(q, q_row_stride, q_head_stride, lse, lse_row_stride, lse_head_stride, cache, block_stride, slot_stride, head_stride,
-               block_size, heads, kv_heads, head_dim, num_blocks, block_tables, table_stride, q_offsets, q_pos, q_weight, out_offsets,
+               k_x, k_chunk_stride, k_dim_stride, block_size, heads, kv_heads, head_dim, num_blocks, block_tables, table_stride, q_offsets, q_pos, q_weight, out_offsets,
                scale, prev, decay, prev_lens, paged_out, out, status, epoch);
 }
 
 extern "C" __global__ void __launch_bounds__(ACS_THREADS)
 tp_attn_colsum_f16(const __half* __restrict__ q, long long q_row_stride, long long q_head_stride, const float* __restrict__ lse, long long lse_row_stride,
      long long lse_head_stride, const __half* __restrict__ cache, long long block_stride, long long slot_stride, long long head_stride,
-     int block_size, int heads, int kv_heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
+     int k_x, long long k_chunk_stride, long long k_dim_stride, int block_size, int heads, int kv_heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
      const int* __restrict__ q_offsets, const int* __restrict__ q_pos, const float* __restrict__ q_weight,
      const int* __restrict__ out_offsets, float scale, const float* prev, float decay, const int* __restrict__ prev_lens, int paged_out,
      float* out, int* status, int epoch) {
     acs_colsum(q, q_row_stride, q_head_stride, lse, lse_row_stride, lse_head_stride, cache, block_stride, slot_stride, head_stride,
-               block_size, heads, kv_heads, head_dim, num_blocks, block_tables, table_stride, q_offsets, q_pos, q_weight, out_offsets,
+               k_x, k_chunk_stride, k_dim_stride, block_size, heads, kv_heads, head_dim, num_blocks, block_tables, table_stride, q_offsets, q_pos, q_weight, out_offsets,
                scale, prev, decay, prev_lens, paged_out, out, status, epoch);
 }
 
 extern "C" __global__ void __launch_bounds__(ACS_THREADS)
 tp_attn_colsum_bf16(const __nv_bfloat16* __restrict__ q, long long q_row_stride, long long q_head_stride, const float* __restrict__ lse, long long lse_row_stride,
      long long lse_head_stride, const __nv_bfloat16* __restrict__ cache, long long block_stride, long long slot_stride, long long head_stride,
-     int block_size, int heads, int kv_heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
+     int k_x, long long k_chunk_stride, long long k_dim_stride, int block_size, int heads, int kv_heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
      const int* __restrict__ q_offsets, const int* __restrict__ q_pos, const float* __restrict__ q_weight,
      const int* __restrict__ out_offsets, float scale, const float* prev, float decay, const int* __restrict__ prev_lens, int paged_out,
      float* out, int* status, int epoch) {
     acs_colsum(q, q_row_stride, q_head_stride, lse, lse_row_stride, lse_head_stride, cache, block_stride, slot_stride, head_stride,
-               block_size, heads, kv_heads, head_dim, num_blocks, block_tables, table_stride, q_offsets, q_pos, q_weight, out_offsets,
+               k_x, k_chunk_stride, k_dim_stride, block_size, heads, kv_heads, head_dim, num_blocks, block_tables, table_stride, q_offsets, q_pos, q_weight, out_offsets,
                scale, prev, decay, prev_lens, paged_out, out, status, epoch);
 }

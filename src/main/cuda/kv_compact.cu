@@ -13,8 +13,11 @@
 //   Every head keeps the same COUNT so the block table and kv_len stay shared (H2O-REF per-head eviction).
 //   For i < n_s and kv in {K, V}: destination token i of table row s (dst_tables) gets source token
 //   K(l, h, s)[i] (src_tables); token t of row r lives at physical block p = tables[r * stride + t / B],
-//   slot t % B, element (kv, p, slot, h, d) at kv*kv_stride + p*block_stride + slot*slot_stride +
-//   h*head_stride + d (tokenprune.kv.KvLayout: both FlashAttention/FlashInfer layouts and the HND variants).
+//   slot t % B, element (kv, p, slot, h, d) at kv*kv_stride + p*block_stride + slot*slot_stride_kv +
+//   h*head_stride + (d / x_kv)*chunk_stride_kv + (d % x_kv)*dim_stride_kv (tokenprune.kv.KvLayout; K: slot_stride,
+//   k_x, k_chunk_stride, k_dim_stride, V: v_slot_stride, v_x, ...): both FlashAttention/FlashInfer layouts
+//   and the HND variants (x = D, chunk stride 0, dim stride 1: each (token, head) row is D contiguous
+//   elements) and vLLM v0's legacy split-x layout (K [nb, H, D/x, B, x], V [nb, H, D, B]).
 //   State (has_state): state[(p*B + slot) * kv_heads + h] moves with the token ([num_blocks][B][kv_heads]).
 //   Re-rotation (rotary_dim > 0): a moved KEY is rotated by delta * theta_j in each 2-D pair j < rotary_dim/2,
 //   theta_j = rope_base^(-2j / rotary_dim), delta = i - K[i] (or deltas[same index as keep] when the caller
@@ -40,8 +43,10 @@
 //   threads; block (s, part, h, kv, l) moves the kv half of head h of row (s, l): chunks c = part,
 //   part + splits, ... of chunk_tokens kept tokens each. Per chunk: per-token offsets to shared memory,
 //   barrier; every thread loads its units of the chunk's source rows (unit_bytes = 16, 8, 4 or 2 B,
-//   the widest the host found dividing the row bytes, the strides and every layer's base address) and
-//   state values into shared memory; barrier; stores them to the destinations (rotated rows element
+//   the widest the host found dividing the row bytes, the strides and every layer's base address; a
+//   half that is not dim contiguous, i.e. legacy, moves element by element through the split-x offset
+//   and the host passes unit_bytes = element bytes) and state values into shared memory (rows staged
+//   in dim order either way); barrier; stores them to the destinations (rotated rows element
 //   pair by pair); barrier. Tokens whose source and destination are the same slot and that are not
 //   rotated are skipped.
 //   IN PLACE (destination table == source table; the host then launches splits = 1): destination i <=
@@ -62,7 +67,8 @@
 //   every list once. Bandwidth-bound: Llama-3.1-8B (8 KV heads, D 128, bf16; 4 KiB of K+V per token and
 //   layer), 4 Ki moved tokens, 32 layers: 512 MiB read and 512 MiB written (~0.3 ms at H100 HBM speed);
 //   kept tokens already in place (the prefix before the first evicted token) cost 8 B of reads per token.
-//   Rotation adds one double sin and cos per pair and moved key. Not measured on a GPU yet.
+//   Rotation adds one double sin and cos per pair and moved key. The legacy layout moves element-wise
+//   (scattered 2-4 B accesses; its V rows are B elements apart per dim). Not measured on a GPU yet.
 #include "common.cuh"
 
 #define KVC_THREADS 128
@@ -135,9 +141,33 @@ __device__ __forceinline__ void kvc_store_units(unsigned char* __restrict__ base
     }
 }
 
+// Element-wise moves for a half that is not dim contiguous: dim d of a row at off + (d / x)*chunk_stride + (d % x)*dim_stride.
+template <typename T>
+__device__ __forceinline__ void kvc_load_elems(const T* __restrict__ base, const long long* __restrict__ off, const int* __restrict__ flags,
+                                               unsigned char* __restrict__ rows, int row_ld, int n, int head_dim, int x, long long chunk_stride,
+                                               long long dim_stride) {
+    for (int e = threadIdx.x; e < n * head_dim; e += blockDim.x) {
+        const int t = e / head_dim, d = e % head_dim;
+        if (flags[t] == 0) continue;
+        reinterpret_cast<T*>(rows + t * row_ld)[d] = base[off[t] + (long long)(d / x) * chunk_stride + (long long)(d % x) * dim_stride];
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void kvc_store_elems(T* __restrict__ base, const long long* __restrict__ off, const int* __restrict__ flags,
+                                                const unsigned char* __restrict__ rows, int row_ld, int n, int head_dim, int x, long long chunk_stride,
+                                                long long dim_stride) {
+    for (int e = threadIdx.x; e < n * head_dim; e += blockDim.x) {
+        const int t = e / head_dim, d = e % head_dim;
+        if (flags[t] != 1) continue;  // 2 = rotated: written pair by pair
+        base[off[t] + (long long)(d / x) * chunk_stride + (long long)(d % x) * dim_stride] = reinterpret_cast<const T*>(rows + t * row_ld)[d];
+    }
+}
+
 template <typename T>
 __device__ void kvc_move(const long long* __restrict__ layer_ptrs, int layers, int has_state, long long kv_stride, long long block_stride,
-                         long long slot_stride, long long head_stride, int block_size, int kv_heads, int head_dim,
+                         long long slot_stride, long long head_stride, long long v_slot_stride, int k_x, long long k_chunk_stride,
+                         long long k_dim_stride, int v_x, long long v_chunk_stride, long long v_dim_stride, int block_size, int kv_heads, int head_dim,
                          const int* __restrict__ src_tables, int src_table_stride, const int* __restrict__ dst_tables, int dst_table_stride,
                          const int* __restrict__ keep_offsets, const int* __restrict__ keep, long long keep_head_stride, long long keep_layer_stride,
                          const int* __restrict__ deltas, int splits, int chunk_tokens, int unit_bytes, int rotary_dim, float rope_base,
@@ -169,6 +199,10 @@ __device__ void kvc_move(const long long* __restrict__ layer_ptrs, int layers, i
     const int half_rd = rotary_dim / 2;
     const int units = row_bytes / unit_bytes;
     unsigned char* base = reinterpret_cast<unsigned char*>(cache);
+    const long long row_slot_stride = kv == 0 ? slot_stride : v_slot_stride;
+    const int x = kv == 0 ? k_x : v_x;
+    const long long chunk_stride = kv == 0 ? k_chunk_stride : v_chunk_stride, dim_stride = kv == 0 ? k_dim_stride : v_dim_stride;
+    const bool contiguous = x == head_dim && dim_stride == 1;  // block-uniform: the unit copies need D contiguous elements
 
     for (int i0 = part * chunk_tokens; i0 < n; i0 += splits * chunk_tokens) {
         const int m = min(chunk_tokens, n - i0);
@@ -176,8 +210,8 @@ __device__ void kvc_move(const long long* __restrict__ layer_ptrs, int layers, i
             const int i = i0 + t, k = list[i];
             const int ps = src_tables[(long long)s * src_table_stride + k / block_size];
             const int pd = dst_tables[(long long)s * dst_table_stride + i / block_size];
-            const long long so = (long long)ps * block_stride + (long long)(k % block_size) * slot_stride;
-            const long long dof = (long long)pd * block_stride + (long long)(i % block_size) * slot_stride;
+            const long long so = (long long)ps * block_stride + (long long)(k % block_size) * row_slot_stride;
+            const long long dof = (long long)pd * block_stride + (long long)(i % block_size) * row_slot_stride;
             const int d = dlist != nullptr ? dlist[i] : i - k;
             const bool rot = rotate && d != 0;
             src_off[t] = so;
@@ -192,14 +226,16 @@ __device__ void kvc_move(const long long* __restrict__ layer_ptrs, int layers, i
             }
         }
         __syncthreads();
-        switch (unit_bytes) {
+        if (!contiguous) kvc_load_elems(cache, src_off, flags, rows, row_ld, m, head_dim, x, chunk_stride, dim_stride);
+        else switch (unit_bytes) {
             case 16: kvc_load_units<uint4>(base, src_off, flags, rows, row_ld, m, units, elem); break;
             case 8: kvc_load_units<uint2>(base, src_off, flags, rows, row_ld, m, units, elem); break;
             case 4: kvc_load_units<unsigned>(base, src_off, flags, rows, row_ld, m, units, elem); break;
             default: kvc_load_units<unsigned short>(base, src_off, flags, rows, row_ld, m, units, elem); break;
         }
         __syncthreads();  // every source of the chunk is read before any destination is written
-        switch (unit_bytes) {
+        if (!contiguous) kvc_store_elems(cache, dst_off, flags, rows, row_ld, m, head_dim, x, chunk_stride, dim_stride);
+        else switch (unit_bytes) {
             case 16: kvc_store_units<uint4>(base, dst_off, flags, rows, row_ld, m, units, elem); break;
             case 8: kvc_store_units<uint2>(base, dst_off, flags, rows, row_ld, m, units, elem); break;
             case 4: kvc_store_units<unsigned>(base, dst_off, flags, rows, row_ld, m, units, elem); break;
@@ -215,17 +251,19 @@ __device__ void kvc_move(const long long* __restrict__ layer_ptrs, int layers, i
                 T* dst = cache + dst_off[t];
                 if (j >= half_rd) {
                     const int dd = rotary_dim + (j - half_rd);
-                    dst[dd] = src[dd];
+                    dst[contiguous ? dd : (long long)(dd / x) * chunk_stride + (long long)(dd % x) * dim_stride] = src[dd];
                     continue;
                 }
                 const int ix = rope_style == 1 ? 2 * j : j;
                 const int iy = rope_style == 1 ? 2 * j + 1 : j + half_rd;
+                const long long ox = contiguous ? ix : (long long)(ix / x) * chunk_stride + (long long)(ix % x) * dim_stride;
+                const long long oy = contiguous ? iy : (long long)(iy / x) * chunk_stride + (long long)(iy % x) * dim_stride;
                 const double theta = pow((double)rope_base, -2.0 * (double)j / (double)rotary_dim);
                 const double angle = (double)delta[t] * theta;
                 const float c = (float)cos(angle), sn = (float)sin(angle);
-                const float x = tp_to_float(src[ix]), y = tp_to_float(src[iy]);
-                kvc_store(dst + ix, x * c - y * sn);
-                kvc_store(dst + iy, x * sn + y * c);
+                const float xv = tp_to_float(src[ix]), yv = tp_to_float(src[iy]);
+                kvc_store(dst + ox, xv * c - yv * sn);
+                kvc_store(dst + oy, xv * sn + yv * c);
             }
         }
         if (state != nullptr)
@@ -237,33 +275,39 @@ __device__ void kvc_move(const long long* __restrict__ layer_ptrs, int layers, i
 
 extern "C" __global__ void __launch_bounds__(KVC_THREADS)
 tp_kv_compact_f32(const long long* __restrict__ layer_ptrs, int layers, int has_state, long long kv_stride, long long block_stride,
-     long long slot_stride, long long head_stride, int block_size, int kv_heads, int head_dim, const int* __restrict__ src_tables,
+     long long slot_stride, long long head_stride, long long v_slot_stride, int k_x, long long k_chunk_stride, long long k_dim_stride, int v_x,
+     long long v_chunk_stride, long long v_dim_stride, int block_size, int kv_heads, int head_dim, const int* __restrict__ src_tables,
      int src_table_stride, const int* __restrict__ dst_tables, int dst_table_stride, const int* __restrict__ keep_offsets,
      const int* __restrict__ keep, long long keep_head_stride, long long keep_layer_stride, const int* __restrict__ deltas, int splits,
      int chunk_tokens, int unit_bytes, int rotary_dim, float rope_base, int rope_style, int* status, int epoch) {
-    kvc_move<float>(layer_ptrs, layers, has_state, kv_stride, block_stride, slot_stride, head_stride, block_size, kv_heads, head_dim, src_tables,
+    kvc_move<float>(layer_ptrs, layers, has_state, kv_stride, block_stride, slot_stride, head_stride, v_slot_stride, k_x,
+                  k_chunk_stride, k_dim_stride, v_x, v_chunk_stride, v_dim_stride, block_size, kv_heads, head_dim, src_tables,
                   src_table_stride, dst_tables, dst_table_stride, keep_offsets, keep, keep_head_stride, keep_layer_stride, deltas, splits,
                   chunk_tokens, unit_bytes, rotary_dim, rope_base, rope_style, status, epoch);
 }
 
 extern "C" __global__ void __launch_bounds__(KVC_THREADS)
 tp_kv_compact_f16(const long long* __restrict__ layer_ptrs, int layers, int has_state, long long kv_stride, long long block_stride,
-     long long slot_stride, long long head_stride, int block_size, int kv_heads, int head_dim, const int* __restrict__ src_tables,
+     long long slot_stride, long long head_stride, long long v_slot_stride, int k_x, long long k_chunk_stride, long long k_dim_stride, int v_x,
+     long long v_chunk_stride, long long v_dim_stride, int block_size, int kv_heads, int head_dim, const int* __restrict__ src_tables,
      int src_table_stride, const int* __restrict__ dst_tables, int dst_table_stride, const int* __restrict__ keep_offsets,
      const int* __restrict__ keep, long long keep_head_stride, long long keep_layer_stride, const int* __restrict__ deltas, int splits,
      int chunk_tokens, int unit_bytes, int rotary_dim, float rope_base, int rope_style, int* status, int epoch) {
-    kvc_move<__half>(layer_ptrs, layers, has_state, kv_stride, block_stride, slot_stride, head_stride, block_size, kv_heads, head_dim, src_tables,
+    kvc_move<__half>(layer_ptrs, layers, has_state, kv_stride, block_stride, slot_stride, head_stride, v_slot_stride, k_x,
+                  k_chunk_stride, k_dim_stride, v_x, v_chunk_stride, v_dim_stride, block_size, kv_heads, head_dim, src_tables,
                   src_table_stride, dst_tables, dst_table_stride, keep_offsets, keep, keep_head_stride, keep_layer_stride, deltas, splits,
                   chunk_tokens, unit_bytes, rotary_dim, rope_base, rope_style, status, epoch);
 }
 
 extern "C" __global__ void __launch_bounds__(KVC_THREADS)
 tp_kv_compact_bf16(const long long* __restrict__ layer_ptrs, int layers, int has_state, long long kv_stride, long long block_stride,
-     long long slot_stride, long long head_stride, int block_size, int kv_heads, int head_dim, const int* __restrict__ src_tables,
+     long long slot_stride, long long head_stride, long long v_slot_stride, int k_x, long long k_chunk_stride, long long k_dim_stride, int v_x,
+     long long v_chunk_stride, long long v_dim_stride, int block_size, int kv_heads, int head_dim, const int* __restrict__ src_tables,
      int src_table_stride, const int* __restrict__ dst_tables, int dst_table_stride, const int* __restrict__ keep_offsets,
      const int* __restrict__ keep, long long keep_head_stride, long long keep_layer_stride, const int* __restrict__ deltas, int splits,
      int chunk_tokens, int unit_bytes, int rotary_dim, float rope_base, int rope_style, int* status, int epoch) {
-    kvc_move<__nv_bfloat16>(layer_ptrs, layers, has_state, kv_stride, block_stride, slot_stride, head_stride, block_size, kv_heads, head_dim, src_tables,
+    kvc_move<__nv_bfloat16>(layer_ptrs, layers, has_state, kv_stride, block_stride, slot_stride, head_stride, v_slot_stride, k_x,
+                  k_chunk_stride, k_dim_stride, v_x, v_chunk_stride, v_dim_stride, block_size, kv_heads, head_dim, src_tables,
                   src_table_stride, dst_tables, dst_table_stride, keep_offsets, keep, keep_head_stride, keep_layer_stride, deltas, splits,
                   chunk_tokens, unit_bytes, rotary_dim, rope_base, rope_style, status, epoch);
 }

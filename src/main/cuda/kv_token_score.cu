@@ -13,16 +13,19 @@
 //   written to scores[out_offsets[s] + t - token_begin[s]] (fp32). token_begin may be nullptr (0).
 //   Token t of sequence s lives in physical block p = block_tables[s * table_stride + t / block_size],
 //   slot t % block_size. Element (kv, p, slot, h, d) (kv 0 = K, 1 = V) is read at
-//   cache + kv*kv_stride + p*block_stride + slot*slot_stride + h*head_stride + d (element strides, the
-//   head dim contiguous): one kernel serves the FlashAttention [2, nb, B, H, D] and FlashInfer
-//   [nb, 2, B, H, D] layouts and their HND variants (tokenprune.kv.KvLayout computes the strides).
+//   cache + kv*kv_stride + p*block_stride + slot*slot_stride_kv + h*head_stride + (d / x_kv)*chunk_stride_kv
+//   + (d % x_kv)*dim_stride_kv (element strides; slot_stride_K = slot_stride, slot_stride_V = v_slot_stride):
+//   one kernel serves the FlashAttention [2, nb, B, H, D] and FlashInfer [nb, 2, B, H, D] layouts and
+//   their HND variants (head dim contiguous: x = D, chunk stride 0, dim stride 1) and vLLM v0's legacy
+//   split-x layout (K [nb, H, D/x, B, x], V [nb, H, D, B]; tokenprune.kv.KvLayout computes the strides).
 //   tp_kv_random_score (metric `random`, §2.3.1): s = tp_hash_unit(tp_hash3(seed, p, slot)), uniform in
 //   [0, 1) from an integer hash of (seed, physical block, slot); the same table walk, no K/V read.
 //
 // Grid / block mapping (tp_kv_token_score_*): 256 threads = 8 warps, one warp per scored token
 //   (gridDim.x = ceil(total tokens / 8), one launch for a ragged batch); the warp finds its sequence by
 //   a binary search over out_offsets (seqs + 1 ints). Two load paths, chosen per launch (uniform):
-//   * vectorised (vec16): the cache base is 16-byte aligned and every stride and head_dim are
+//   * vectorised (vec16): the layout is dim contiguous (x = D and dim stride 1 for K and V, one slot
+//     stride: every kind but legacy), the cache base is 16-byte aligned and every stride and head_dim are
 //     multiples of N = 16 / sizeof(T) (8 for f16/bf16, 4 for f32), so every head row starts 16-byte
 //     aligned and is cph = head_dim / N chunks of 16 bytes. The warp splits into 32 / W groups of W
 //     lanes, W = the power of two >= cph (at most 32); group g handles head h0 + g of each pass of
@@ -30,7 +33,8 @@
 //     D = 128 bf16: cph = W = 16, two heads per pass, every lane busy. tp_group_sum (fixed xor tree)
 //     gives each head's n_k^2, n_v^2;
 //   * element-wise otherwise: per head, lane l reads dims l, l+32, ... and two tp_warp_sum give the
-//     squares.
+//     squares. The legacy layout always takes it, with the general split-x offset per element (its V
+//     dims are B elements apart, so a warp's loads are strided: legacy costs element-wise loads).
 //   Either way every lane then folds the heads into the same running sums in head order (the vector
 //   path fetches each group's norms with a shuffle), so the result does not depend on the schedule;
 //   the two paths differ only in the order of the squares' partial sums. Lane 0 writes.
@@ -46,7 +50,7 @@
 //   writes 4 bytes; about 4 H D FLOPs per token. A bandwidth kernel: 1 Ki prompt tokens = 4 MiB,
 //   ~2 us at HBM speed. The vectorised path issues one 16-byte load per lane per 8 (4) elements, a
 //   quarter (half) of the element-wise path's load instructions for 16-bit (f32) caches; the
-//   element-wise path stays for odd head dims and misaligned views. The random score reads only the
+//   element-wise path stays for odd head dims, misaligned views and the legacy layout. The random score reads only the
 //   block table and offsets (8 bytes per token) and writes 4 bytes. Not measured on a GPU yet.
 #include "common.cuh"
 
@@ -61,6 +65,11 @@ __device__ __forceinline__ int kts_sequence_of(int g, const int* __restrict__ ou
         if (out_offsets[mid] <= g) lo = mid; else hi = mid - 1;
     }
     return lo;
+}
+
+// Element offset of dim d inside a (token, head) row of the split-x addressing (x = D, chunk 0, dim 1: d).
+__device__ __forceinline__ long long kts_dim_offset(int d, int x, long long chunk_stride, long long dim_stride) {
+    return (long long)(d / x) * chunk_stride + (long long)(d % x) * dim_stride;
 }
 
 template <typename T>
@@ -86,7 +95,8 @@ __device__ __forceinline__ void kts_square_chunk(const T* __restrict__ kp, const
 
 template <typename T>
 __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride,
-                                          long long head_stride, int block_size, int heads, int head_dim, int num_blocks,
+                                          long long head_stride, long long v_slot_stride, int k_x, long long k_chunk_stride,
+                                          long long k_dim_stride, int v_x, long long v_chunk_stride, long long v_dim_stride, int block_size, int heads, int head_dim, int num_blocks,
                                           const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_begin,
                                           const int* __restrict__ out_offsets, int seqs, int metric, int head_agg, float eps,
                                           float* __restrict__ scores, int* status, int epoch) {
@@ -108,10 +118,11 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
         return;
     }
     const T* kbase = cache + (long long)p * block_stride + (long long)(t % block_size) * slot_stride;
-    const T* vbase = kbase + kv_stride;
+    const T* vbase = cache + kv_stride + (long long)p * block_stride + (long long)(t % block_size) * v_slot_stride;
 
     constexpr int N = KtsVec<T>::N;
-    const bool vec16 = reinterpret_cast<uintptr_t>(cache) % 16 == 0 && kv_stride % N == 0 && block_stride % N == 0 && slot_stride % N == 0 &&
+    const bool contiguous = k_x == head_dim && v_x == head_dim && k_dim_stride == 1 && v_dim_stride == 1 && v_slot_stride == slot_stride;
+    const bool vec16 = contiguous && reinterpret_cast<uintptr_t>(cache) % 16 == 0 && kv_stride % N == 0 && block_stride % N == 0 && slot_stride % N == 0 &&
                        head_stride % N == 0 && head_dim % N == 0;  // uniform over the launch
     int bad = 0;
     float sum_k = 0.0f, sum_v = 0.0f, sum_ratio = 0.0f;
@@ -146,8 +157,8 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
             const T* vh = vbase + (long long)h * head_stride;
             float k2 = 0.0f, v2 = 0.0f;
             for (int d = lane; d < head_dim; d += TP_WARP) {
-                const float k = tp_to_float(kh[d]);
-                const float v = tp_to_float(vh[d]);
+                const float k = tp_to_float(kh[contiguous ? d : kts_dim_offset(d, k_x, k_chunk_stride, k_dim_stride)]);
+                const float v = tp_to_float(vh[contiguous ? d : kts_dim_offset(d, v_x, v_chunk_stride, v_dim_stride)]);
                 bad |= tp_is_nonfinite(k) | tp_is_nonfinite(v);
                 k2 += k * k;
                 v2 += v * v;
@@ -175,28 +186,34 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
 
 extern "C" __global__ void __launch_bounds__(KTS_THREADS)
 tp_kv_token_score_f32(const float* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride, long long head_stride,
-                      int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
+                      long long v_slot_stride, int k_x, long long k_chunk_stride, long long k_dim_stride, int v_x, long long v_chunk_stride,
+                      long long v_dim_stride, int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
                       const int* __restrict__ token_begin, const int* __restrict__ out_offsets, int seqs, int metric, int head_agg, float eps,
                       float* __restrict__ scores, int* status, int epoch) {
-    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
+    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, v_slot_stride, k_x, k_chunk_stride, k_dim_stride, v_x, v_chunk_stride,
+              v_dim_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
               token_begin, out_offsets, seqs, metric, head_agg, eps, scores, status, epoch);
 }
 
 extern "C" __global__ void __launch_bounds__(KTS_THREADS)
 tp_kv_token_score_f16(const __half* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride, long long head_stride,
-                      int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
+                      long long v_slot_stride, int k_x, long long k_chunk_stride, long long k_dim_stride, int v_x, long long v_chunk_stride,
+                      long long v_dim_stride, int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables, int table_stride,
                       const int* __restrict__ token_begin, const int* __restrict__ out_offsets, int seqs, int metric, int head_agg, float eps,
                       float* __restrict__ scores, int* status, int epoch) {
-    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
+    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, v_slot_stride, k_x, k_chunk_stride, k_dim_stride, v_x, v_chunk_stride,
+              v_dim_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
               token_begin, out_offsets, seqs, metric, head_agg, eps, scores, status, epoch);
 }
 
 extern "C" __global__ void __launch_bounds__(KTS_THREADS)
 tp_kv_token_score_bf16(const __nv_bfloat16* __restrict__ cache, long long kv_stride, long long block_stride, long long slot_stride,
-                       long long head_stride, int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables,
+                       long long head_stride, long long v_slot_stride, int k_x, long long k_chunk_stride, long long k_dim_stride, int v_x,
+                       long long v_chunk_stride, long long v_dim_stride, int block_size, int heads, int head_dim, int num_blocks, const int* __restrict__ block_tables,
                        int table_stride, const int* __restrict__ token_begin, const int* __restrict__ out_offsets, int seqs, int metric,
                        int head_agg, float eps, float* __restrict__ scores, int* status, int epoch) {
-    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
+    kts_score(cache, kv_stride, block_stride, slot_stride, head_stride, v_slot_stride, k_x, k_chunk_stride, k_dim_stride, v_x, v_chunk_stride,
+              v_dim_stride, block_size, heads, head_dim, num_blocks, block_tables, table_stride,
               token_begin, out_offsets, seqs, metric, head_agg, eps, scores, status, epoch);
 }
 

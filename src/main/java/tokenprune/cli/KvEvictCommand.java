@@ -62,7 +62,8 @@ final class KvEvictCommand {
         KvLayout.Kind kind = switch (a.get("--layout", "flashattention")) {
             case "flashattention" -> KvLayout.Kind.FLASH_ATTENTION;
             case "flashinfer" -> KvLayout.Kind.FLASH_INFER;
-            default -> throw new UsageException("--layout: expected flashattention or flashinfer, got '" + a.get("--layout", "") + "'");
+            case "legacy" -> KvLayout.Kind.LEGACY;
+            default -> throw new UsageException("--layout: expected flashattention, flashinfer or legacy, got '" + a.get("--layout", "") + "'");
         };
         DType dtype = switch (a.get("--dtype", "f16")) {
             case "f16" -> DType.F16;
@@ -84,6 +85,8 @@ final class KvEvictCommand {
             int heads = positive(a, "--kv-heads", small ? 2 : 8);
             int headDim = positive(a, "--head-dim", small ? 16 : 128);
             int b = positive(a, "--block", 16);
+            if (kind == KvLayout.Kind.LEGACY && headDim % (16 / dtype.bytes()) != 0)
+                throw new UsageException("--head-dim: --layout legacy needs a multiple of x = 16 / element bytes = " + 16 / dtype.bytes() + ", was " + headDim);
             int budget = positive(a, "--budget", small ? 96 : 1024);
             int steps = a.intValue("--steps", small ? 64 : 256);
             if (steps < 0) throw new UsageException("--steps: must be >= 0, was " + steps);
@@ -254,11 +257,10 @@ final class KvEvictCommand {
             return raw;
         }
 
-        /** Writes one token's K and V (NHD: H x D contiguous) into the host cache of layer l at (block, slot). */
+        /** Writes one token's K and V (H x D each) into the host cache of layer l at (block, slot). */
         private void writeHost(int l, int block, int slot, Object k, Object v) {
-            int n = heads * headDim;
-            System.arraycopy(k, 0, host[l], (int) layout.offset(0, block, slot, 0, 0), n);
-            System.arraycopy(v, 0, host[l], (int) layout.offset(1, block, slot, 0, 0), n);
+            KvTokenRows.put(layout, host[l], 0, block, slot, k);
+            KvTokenRows.put(layout, host[l], 1, block, slot, v);
         }
 
         void execute() {
@@ -320,14 +322,13 @@ final class KvEvictCommand {
             scores = new float[layers * seqs * width];
             Arrays.fill(scores, Float.NaN);
             float[][] blockSums = new float[seqs][width];
-            int n = heads * headDim;
             for (int l = 0; l < layers; l++) {
                 Object prompt = dtype == DType.F32 ? new float[(int) pl.elements()] : new short[(int) pl.elements()];
                 for (int s = 0; s < seqs; s++)
                     for (int t = 0; t < prompts[s]; t++) {
                         int blk = ptables[s * pw + t / b];
-                        System.arraycopy(randomToken(null), 0, prompt, (int) pl.offset(0, blk, t % b, 0, 0), n);
-                        System.arraycopy(randomToken(null), 0, prompt, (int) pl.offset(1, blk, t % b, 0, 0), n);
+                        KvTokenRows.put(pl, prompt, 0, blk, t % b, randomToken(null));
+                        KvTokenRows.put(pl, prompt, 1, blk, t % b, randomToken(null));
                     }
                 boolean recent = options.prefill() == PagedEvictionOptions.Prefill.RECENT;
                 float[] ts = new float[total];
@@ -365,8 +366,7 @@ final class KvEvictCommand {
                     float[] keptScores = new float[kept[s].length];
                     for (int i = 0; i < kept[s].length; i++) {
                         int t = kept[s][i], src = ptables[s * pw + t / b];
-                        System.arraycopy(prompt, (int) pl.offset(0, src, t % b, 0, 0), host[l], (int) layout.offset(0, table[i / b], i % b, 0, 0), n);
-                        System.arraycopy(prompt, (int) pl.offset(1, src, t % b, 0, 0), host[l], (int) layout.offset(1, table[i / b], i % b, 0, 0), n);
+                        KvTokenRows.copy(pl, prompt, src, t % b, layout, host[l], table[i / b], i % b);
                         keptScores[i] = ts[rowOffsets[s] + t];
                     }
                     for (int j = 0; j < kept[s].length / b && !recent; j++) {
@@ -405,9 +405,8 @@ final class KvEvictCommand {
             }
 
             void writeToken(int l, int block, int slot, Object k, Object v) {
-                long es = dtype.bytes(), n = (long) heads * headDim;
-                upload(k, caches[l].slice(layout.offset(0, block, slot, 0, 0) * es, n * es), stream);
-                upload(v, caches[l].slice(layout.offset(1, block, slot, 0, 0) * es, n * es), stream);
+                KvTokenRows.upload(kd, layout, caches[l], 0, block, slot, k, stream);
+                KvTokenRows.upload(kd, layout, caches[l], 1, block, slot, v, stream);
             }
 
             /** Runs the step on the device; returns the decision (downloaded) and stores the elapsed device ms in ms[0]. */

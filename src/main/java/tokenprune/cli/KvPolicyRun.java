@@ -347,10 +347,25 @@ final class KvPolicyRun {
         cache.checkInvariants();
     }
 
+    /**
+     * TokenEvictionReference on the host mirror. KvCompactionReference copies a (token, head) row as
+     * headDim contiguous elements, which LEGACY rows are not: a non-contiguous layout runs it on the
+     * FLASH_ATTENTION layout of the same shape (elements permuted there and back).
+     */
+    private TokenEviction.Result referenceEvict(int[] tables, int[] kvLens) {
+        if (layout.dimContiguous()) return TokenEvictionReference.evict(layout, host, states, tables, width, kvLens, tokenOptions);
+        KvLayout twin = KvLayout.of(KvLayout.Kind.FLASH_ATTENTION, dtype, layout.numBlocks(), b, kvHeads, headDim);
+        Object[] h = new Object[layers];
+        for (int l = 0; l < layers; l++) h[l] = KvTokenRows.permute(layout, twin, host[l]);
+        TokenEviction.Result r = TokenEvictionReference.evict(twin, h, states, tables, width, kvLens, tokenOptions);
+        Object[] back = new Object[layers];
+        for (int l = 0; l < layers; l++) back[l] = KvTokenRows.permute(twin, layout, r.caches()[l]);
+        return new TokenEviction.Result(back, r.states(), r.kvLen());
+    }
+
     private void writeHost(int l, int block, int slot, Object k, Object v) {
-        int n = kvHeads * headDim;
-        System.arraycopy(k, 0, host[l], (int) layout.offset(0, block, slot, 0, 0), n);
-        System.arraycopy(v, 0, host[l], (int) layout.offset(1, block, slot, 0, 0), n);
+        KvTokenRows.put(layout, host[l], 0, block, slot, k);
+        KvTokenRows.put(layout, host[l], 1, block, slot, v);
     }
 
     /** The device side: caller-owned buffers of the run. */
@@ -382,8 +397,8 @@ final class KvPolicyRun {
                     Object k = randomValues(n, true), v = randomValues(n, true);
                     if (host != null) writeHost(l, slot / b, slot % b, k, v);
                     if (dev != null) {
-                        upload(k, dev.caches()[l].slice(layout.offset(0, slot / b, slot % b, 0, 0) * es, n * es), dev.stream());
-                        upload(v, dev.caches()[l].slice(layout.offset(1, slot / b, slot % b, 0, 0) * es, n * es), dev.stream());
+                        KvTokenRows.upload(kd, layout, dev.caches()[l], 0, slot / b, slot % b, k, dev.stream());
+                        KvTokenRows.upload(kd, layout, dev.caches()[l], 1, slot / b, slot % b, v, dev.stream());
                     }
                 }
                 kvLens[s] = cache.kvLen(ids[s]);
@@ -439,7 +454,7 @@ final class KvPolicyRun {
                 for (int s = 0; s < seqs; s++) due |= TokenEviction.triggers(kvLens[s], tokenOptions);
                 TokenEviction.Result want = null;
                 long d0 = System.nanoTime();
-                if (host != null && (dev == null || due)) want = TokenEvictionReference.evict(layout, host, states, tables, width, kvLens, tokenOptions);
+                if (host != null && (dev == null || due)) want = referenceEvict(tables, kvLens);
                 if (dev != null) {
                     dev.timer().start();
                     TokenEviction.Queued queued = TokenEviction.evictOnDevice(layout, dev.caches(), dev.states(), dev.tables(), width, kvLens, tokenOptions, dev.ws(),

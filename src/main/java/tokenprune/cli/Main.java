@@ -24,7 +24,7 @@ public final class Main {
             "  select   --method transprune --u U.npy --v V.npy (--queries Q.npy --keys K.npy | --ttv-only)",
             "           --image-start S --image-length L --keep K --output Y.npy   (one pruning stage)",
             "  kv-evict [--device ...] [--layers 32] [--kv-heads 8] [--head-dim 128] [--block 16] [--budget 1024] [--prompt 2048[,L2,...]]",
-            "           [--steps 256] [--batch 1] [--layout flashattention|flashinfer] [--dtype f16|bf16|f32] [--seed 1] [--check]",
+            "           [--steps 256] [--batch 1] [--layout flashattention|flashinfer|legacy] [--dtype f16|bf16|f32] [--seed 1] [--check]",
             "           [--score v_over_k|inv_k|v|k_plus_v|random] [--head-agg mean_of_ratios|ratio_of_means] [--window global|local[:K]]",
             "           [--victim argmin|argmax|random] [--layer-agg mean|layer0] [--preset pe|streaming (StreamingLLM paged: recent prefill, evict block 1)]",
             "           [--policy pe|h2o|a2sf|streaming|block-h2o|block-a2sf|block-streaming (default pe: PagedEviction, the options above)]",

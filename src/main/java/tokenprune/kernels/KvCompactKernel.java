@@ -38,10 +38,11 @@ public final class KvCompactKernel {
     }
 
     private static KernelSpec spec(String name) {
-        // layer_ptrs, layers, has_state, kv_stride, block_stride, slot_stride, head_stride, block_size, kv_heads, head_dim, src_tables,
+        // layer_ptrs, layers, has_state, kv_stride, block_stride, slot_stride, head_stride, v_slot_stride, k_x, k_chunk_stride, k_dim_stride,
+        // v_x, v_chunk_stride, v_dim_stride, block_size, kv_heads, head_dim, src_tables,
         // src_table_stride, dst_tables, dst_table_stride, keep_offsets, keep, keep_head_stride, keep_layer_stride, deltas, splits,
         // chunk_tokens, unit_bytes, rotary_dim, rope_base, rope_style, status, epoch
-        return KernelSpec.of(name, PTR, I32, I32, I64, I64, I64, I64, I32, I32, I32, PTR, I32, PTR, I32, PTR, PTR, I64, I64, PTR, I32, I32, I32,
+        return KernelSpec.of(name, PTR, I32, I32, I64, I64, I64, I64, I64, I32, I64, I64, I32, I64, I64, I32, I32, I32, PTR, I32, PTR, I32, PTR, PTR, I64, I64, PTR, I32, I32, I32,
                 I32, F32, I32, PTR, I32);
     }
 
@@ -71,10 +72,13 @@ public final class KvCompactKernel {
 
     /**
      * Queues tp_kv_compact_{dtype}. {@code layerPtrs}: layers int64 cache addresses, then (hasState)
-     * layers int64 state addresses; {@code deltas} may be null; {@code splits} = 1 for in place.
+     * layers int64 state addresses; {@code deltas} may be null; {@code splits} = 1 for in place. {@code slotStride}
+     * is the key's; {@code vSlotStride} and the halves' split-x dim addressing as in {@link tokenprune.kv.KvLayout}
+     * (a half that is not dim contiguous moves element-wise: pass the element size as {@code unitBytes}).
      */
     public static void launchMove(KernelDevice device, Stream stream, DType dtype, DeviceBuffer layerPtrs, int layers, boolean hasState, long kvStride,
-                                  long blockStride, long slotStride, long headStride, int blockSize, int kvHeads, int headDim, DeviceBuffer srcTables,
+                                  long blockStride, long slotStride, long headStride, long vSlotStride, int kX, long kChunkStride, long kDimStride,
+                                  int vX, long vChunkStride, long vDimStride, int blockSize, int kvHeads, int headDim, DeviceBuffer srcTables,
                                   int srcTableStride, DeviceBuffer dstTables, int dstTableStride, DeviceBuffer keepOffsets, DeviceBuffer keep,
                                   long keepHeadStride, long keepLayerStride, DeviceBuffer deltas, int seqs, int splits, int unitBytes, int rotaryDim,
                                   float ropeBase, int ropeStyle, DeviceBuffer status, int epoch) {
@@ -88,7 +92,8 @@ public final class KvCompactKernel {
         if (gx > Integer.MAX_VALUE) throw new IllegalArgumentException("seqs x splits: " + gx + " blocks exceed the grid");
         device.launch(spec, new Dim3((int) gx, 2 * kvHeads, layers), Dim3.of(THREADS), sharedBytes(rowBytes), stream,
                 KernelArgs.of().ptr(layerPtrs).i32(layers).i32(hasState ? 1 : 0).i64(kvStride).i64(blockStride).i64(slotStride).i64(headStride)
-                        .i32(blockSize).i32(kvHeads).i32(headDim).ptr(srcTables).i32(srcTableStride).ptr(dstTables).i32(dstTableStride)
+                        .i64(vSlotStride).i32(kX).i64(kChunkStride).i64(kDimStride).i32(vX).i64(vChunkStride).i64(vDimStride).i32(blockSize)
+                        .i32(kvHeads).i32(headDim).ptr(srcTables).i32(srcTableStride).ptr(dstTables).i32(dstTableStride)
                         .ptr(keepOffsets).ptr(keep).i64(keepHeadStride).i64(keepLayerStride).ptrOrNull(deltas).i32(splits)
                         .i32(chunkTokens(rowBytes)).i32(unitBytes).i32(rotaryDim).f32(ropeBase).i32(ropeStyle).ptr(status).i32(epoch));
     }

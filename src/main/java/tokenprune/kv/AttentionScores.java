@@ -258,7 +258,8 @@ public final class AttentionScores {
             DeviceBuffer pos = ws.ints("attn.positions", positionsCopy.length == 0 ? new int[1] : positionsCopy, stream);
             DeviceBuffer plens = prevLensCopy == null ? null : ws.ints("attn.prevLens", prevLensCopy, stream);
             AttnColsumKernel.launch(device, stream, layout.dtype(), queries, qRowStride, qHeadStride, lse, lseRowStride, lseHeadStride, cache,
-                    layout.blockStride(), layout.slotStride(), layout.headStride(), layout.blockSize(), heads, layout.kvHeads(), d, layout.numBlocks(),
+                    layout.blockStride(), layout.slotStride(0), layout.headStride(), layout.dimChunk(0), layout.chunkStride(0), layout.dimStride(0),
+                    layout.blockSize(), heads, layout.kvHeads(), d, layout.numBlocks(),
                     blockTables, tableStride, rowOffs, pos, weights, offs, seqs, maxKeys, scale, prev, decay, plens, paged, out, ws.status().buffer(),
                     epoch);
         };

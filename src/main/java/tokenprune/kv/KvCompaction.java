@@ -160,7 +160,8 @@ public final class KvCompaction {
             KvCompactKernel.launchCheck(device, stream, srcTables, srcStride, dstTables, dstStride, layout.blockSize(), layout.numBlocks(), h, lenD,
                     offD, keep.indices(), hs, ls, seqs, keep.perLayer() ? layers : 1, status, epoch);
             KvCompactKernel.launchMove(device, stream, layout.dtype(), ptrD, layers, states != null, layout.kvStride(), layout.blockStride(),
-                    layout.slotStride(), layout.headStride(), layout.blockSize(), h, layout.headDim(), srcTables, srcStride, dstTables, dstStride, offD,
+                    layout.slotStride(0), layout.headStride(), layout.slotStride(1), layout.dimChunk(0), layout.chunkStride(0), layout.dimStride(0),
+                    layout.dimChunk(1), layout.chunkStride(1), layout.dimStride(1), layout.blockSize(), h, layout.headDim(), srcTables, srcStride, dstTables, dstStride, offD,
                     keep.indices(), hs, ls, keep.deltas(), seqs, splits, unitBytes, rope != null ? rope.rotaryDim() : 0, rope != null ? rope.base() : 1f,
                     rope != null ? rope.style().code() : 0, status, epoch);
         }
@@ -219,9 +220,13 @@ public final class KvCompaction {
                 unitBytes(layout, layerCaches));
     }
 
-    /** The widest copy unit (16, 8, 4 or 2 bytes, at least one element) that divides the row, the strides and every base address. */
+    /**
+     * The widest copy unit (16, 8, 4 or 2 bytes, at least one element) that divides the row, the strides and every base address;
+     * one element for a layout whose rows are not contiguous (LEGACY: the kernel moves it element by element).
+     */
     static int unitBytes(KvLayout layout, DeviceBuffer[] caches) {
         int e = layout.dtype().bytes();
+        if (!layout.dimContiguous()) return e;
         long g = (long) layout.headDim() * e;
         for (long v : new long[] {layout.kvStride() * e, layout.blockStride() * e, layout.slotStride() * e, layout.headStride() * e}) g = gcd(g, v);
         for (DeviceBuffer c : caches) g = gcd(g, c.address());

@@ -94,8 +94,9 @@ public final class KvTokenScores {
                     totalTokens, options.seed(), scores, status, epoch);
             return;
         }
-        KvTokenScoreKernel.launch(device, stream, layout.dtype(), cache, layout.kvStride(), layout.blockStride(), layout.slotStride(),
-                layout.headStride(), layout.blockSize(), layout.kvHeads(), layout.headDim(), layout.numBlocks(), blockTables, tableStride,
+        KvTokenScoreKernel.launch(device, stream, layout.dtype(), cache, layout.kvStride(), layout.blockStride(), layout.slotStride(0),
+                layout.headStride(), layout.slotStride(1), layout.dimChunk(0), layout.chunkStride(0), layout.dimStride(0), layout.dimChunk(1),
+                layout.chunkStride(1), layout.dimStride(1), layout.blockSize(), layout.kvHeads(), layout.headDim(), layout.numBlocks(), blockTables, tableStride,
                 tokenBegin, outOffsets, seqs, totalTokens, options.metric().code(), options.headAgg().code(), options.eps(), scores, status, epoch);
     }
 

@@ -47,7 +47,7 @@ class KvEvictCliTest {
     @ValueSource(strings = {"cpu", "sim"})
     void tinyRunPassesTheCheck(String device) {
         if (device.equals("sim")) assumeTrue(SimDevice.available(), SimDevice::reason);
-        for (String layout : List.of("flashattention", "flashinfer")) {
+        for (String layout : List.of("flashattention", "flashinfer", "legacy")) {
             CliTest.Result r = kvEvict(device, "--layout", layout, "--dtype", "bf16");
             assertEquals(0, r.code(), r.err());
             String out = r.out();
@@ -86,6 +86,7 @@ class KvEvictCliTest {
             {"--budget", "100"},                    // not a multiple of B = 16
             {"--budget", "32"},                     // < 3B
             {"--layout", "vllm"},
+            {"--layout", "legacy", "--head-dim", "12"},   // f16: x = 8
             {"--dtype", "f64"},
             {"--prompt", "10,20", "--batch", "3"},
             {"--prompt", "0"},
@@ -288,6 +289,28 @@ class KvEvictCliTest {
                 assertTrue(s.out().contains("states within 2e-05 relative") == !mode[1].contains("streaming"), what + "\n" + s.out());
                 assertEquals(summary(out), summary(s.out()), what);
             }
+        }
+    }
+
+    @Test
+    void legacyLayoutPassesTheCheckAndAgreesOnCpuAndSim() {
+        assumeTrue(SimDevice.available(), SimDevice::reason);
+        // vLLM v0 split-x layout (head dim 8: x = 8 for 16-bit, 4 for f32): PE, token policies (compaction, key re-rotation) and a block policy
+        String[][] modes = {{"--dtype", "bf16"}, {"--dtype", "f32", "--score", "k_plus_v"}, {"--policy", "h2o", "--dtype", "f16"},
+            {"--policy", "streaming", "--rope-base", "10000", "--dtype", "bf16"}, {"--policy", "a2sf", "--dtype", "f32"},
+            {"--policy", "block-a2sf", "--dtype", "f16"}};
+        for (String[] mode : modes) {
+            String[] args = new String[mode.length + 2];
+            args[0] = "--layout";
+            args[1] = "legacy";
+            System.arraycopy(mode, 0, args, 2, mode.length);
+            String what = String.join(" ", args);
+            CliTest.Result cpu = kvEvict("cpu", args), sim = kvEvict("sim", args);
+            assertEquals(0, cpu.code(), what + ": " + cpu.err());
+            assertEquals(0, sim.code(), what + ": " + sim.err());
+            assertTrue(sim.out().contains("check: "), what + "\n" + sim.out());
+            assertTrue(!sim.out().contains("check: 0 "), what + "\n" + sim.out());
+            assertEquals(summary(cpu.out()), summary(sim.out()), what);
         }
     }
 

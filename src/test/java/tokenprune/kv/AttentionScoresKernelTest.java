@@ -59,6 +59,7 @@ class AttentionScoresKernelTest {
     /** rowsPerSeq[s] query rows at the last positions of sequence s (decode: 1; SnapKV: a window). */
     static Case randomCase(KvLayout.Kind kind, DType dtype, int b, int kvHeads, int heads, int d, int[] kvLens, int[] rowsPerSeq, long seed) {
         Random rnd = new Random(seed);
+        d = TestLayouts.headDim(kind, dtype, d);
         Case c = new Case();
         int blocks = 0, width = 1;
         for (int n : kvLens) {
@@ -106,19 +107,20 @@ class AttentionScoresKernelTest {
         // Rows at positions 0, 1, 2 of a 3-token sequence: H2O column sums [1 + 1/2 + 1/3, 1/2 + 1/3, 1/3].
         try (KernelDevice device = TestDevices.open(deviceName)) {
             for (KvLayout.Kind kind : KvLayout.Kind.values()) {
-                KvLayout l = KvLayout.of(kind, DType.F32, 2, 2, 1, 1);
+                int d = TestLayouts.headDim(kind, DType.F32, 1);  // LEGACY: D = x = 4, q = 0 all the same
+                KvLayout l = KvLayout.of(kind, DType.F32, 2, 2, 1, d);
                 float[] cache = new float[(int) l.elements()];
                 Arrays.fill(cache, 0.5f);
                 float[] lse = {0f, (float) Math.log(2), (float) Math.log(3)};
-                float[] got = AttentionScores.compute(device, l, cache, new int[] {1, 0}, 2, new int[] {3}, new float[3], 1, new int[] {0, 3},
+                float[] got = AttentionScores.compute(device, l, cache, new int[] {1, 0}, 2, new int[] {3}, new float[3 * d], 1, new int[] {0, 3},
                         new int[] {0, 1, 2}, null, lse, 1f, null, 1f);
                 assertArrayEquals(new float[] {11f / 6, 5f / 6, 1f / 3}, got, 1e-6f, deviceName + " " + kind + " H2O");
                 // A2SF one-shot weights alpha = 0.5: [0.25, 0.5, 1]
-                got = AttentionScores.compute(device, l, cache, new int[] {1, 0}, 2, new int[] {3}, new float[3], 1, new int[] {0, 3},
+                got = AttentionScores.compute(device, l, cache, new int[] {1, 0}, 2, new int[] {3}, new float[3 * d], 1, new int[] {0, 3},
                         new int[] {0, 1, 2}, A2sf.oneShotWeights(3, 0.5f), lse, 1f, null, 1f);
                 assertArrayEquals(new float[] {0.25f + 0.25f + 1f / 3, 0.25f + 1f / 3, 1f / 3}, got, 1e-6f, deviceName + " " + kind + " A2SF");
                 // decode step on top of previous scores with decay 0.5 (the new row at position 2 only)
-                got = AttentionScores.compute(device, l, cache, new int[] {1, 0}, 2, new int[] {3}, new float[1], 1, new int[] {0, 1},
+                got = AttentionScores.compute(device, l, cache, new int[] {1, 0}, 2, new int[] {3}, new float[d], 1, new int[] {0, 1},
                         new int[] {2}, null, new float[] {(float) Math.log(3)}, 1f, new float[] {2, 4, 6}, 0.5f);
                 assertArrayEquals(new float[] {1 + 1f / 3, 2 + 1f / 3, 3 + 1f / 3}, got, 1e-6f, deviceName + " " + kind + " decay");
             }
@@ -157,9 +159,14 @@ class AttentionScoresKernelTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("devices")
     void pagedDecodeStateOverThreeSteps(String deviceName) {
+        pagedDecodeState(deviceName, KvLayout.Kind.FLASH_INFER_HND);
+        pagedDecodeState(deviceName, KvLayout.Kind.LEGACY);  // bf16 D = 8: x = 8, the key tile staged element-wise
+    }
+
+    static void pagedDecodeState(String deviceName, KvLayout.Kind kind) {
         // A2SF decode (alpha 0.9) on state parallel to the cache: each step one new token per sequence whose stale
         // slot state must not be read, one query row at the newest position; unheld slots unchanged
-        Case c = randomCase(KvLayout.Kind.FLASH_INFER_HND, DType.BF16, 4, 2, 8, 8, new int[] {11, 16}, new int[] {1, 1}, 41);
+        Case c = randomCase(kind, DType.BF16, 4, 2, 8, 8, new int[] {11, 16}, new int[] {1, 1}, 41);
         int slots = c.l.numBlocks() * c.l.blockSize() * c.l.kvHeads();
         float[] state = new float[slots];
         Random rnd = new Random(5);

@@ -55,6 +55,7 @@ class BlockEvictionDecodeRunTest {
     void h2oDecodeRun(String deviceName) {
         run(deviceName, KvLayout.Kind.FLASH_ATTENTION, 1.0f, 0x420);
         run(deviceName, KvLayout.Kind.FLASH_ATTENTION_HND, 1.0f, 0x421);
+        run(deviceName, KvLayout.Kind.LEGACY, 1.0f, 0x422);
     }
 
     static void run(String deviceName, KvLayout.Kind kind, float decay, long seed) {

@@ -150,6 +150,8 @@ class KvCompactionKernelTest {
                             counts[s] = pick == 0 ? 0 : pick == 1 ? Math.min(1, lens[s]) : pick == 2 ? lens[s] : rnd.nextInt(lens[s] + 1);
                         }
                         Batch x = randomBatch(rnd, seqs, b, inPlace, counts, lens);
+                        d = TestLayouts.headDim(kind, dtype, d);
+                        withRope = d >= 2 && rep >= 2;
                         KvLayout layout = KvLayout.of(kind, dtype, x.numBlocks, b, heads, d);
                         int total = x.keepOffsets[seqs];
                         int lists = (perHead ? heads : 1), layerLists = perLayer ? layers : 1;
@@ -186,7 +188,7 @@ class KvCompactionKernelTest {
                             int[] layerKeep = Arrays.copyOfRange(keep, (perLayer ? l : 0) * total * lists, ((perLayer ? l : 0) + 1) * total * lists);
                             int[] layerDeltas = deltas == null ? null
                                     : Arrays.copyOfRange(deltas, (perLayer ? l : 0) * total * lists, ((perLayer ? l : 0) + 1) * total * lists);
-                            KvCompactionReference.Result want = KvCompactionReference.compact(layout, caches[l], withState ? states[l] : null, x.srcTables,
+                            KvCompactionReference.Result want = TestLayouts.compact(layout, caches[l], withState ? states[l] : null, x.srcTables,
                                     x.srcStride, x.dstTables, x.dstStride, x.keepOffsets, layerKeep, perHead, layerDeltas, rope != null ? rope.rotaryDim() : 0,
                                     rope != null ? rope.base() : 1, rope != null && rope.style() == KvCompaction.RopeStyle.GPTJ);
                             assertClose(want.cache(), got.caches()[l], dtype, rope == null, msg + " layer " + l);
@@ -207,8 +209,8 @@ class KvCompactionKernelTest {
         try (KernelDevice device = TestDevices.open(deviceName)) {
             int it = 0;
             for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
-                for (int rep = 0; rep < 4; rep++, it++) {
-                    int d = dtype == DType.F32 ? 16 : 64, b = new int[] {16, 5, 1, 8}[rep], heads = 2, seqs = 1 + rnd.nextInt(3);
+                for (int rep = 0; rep < 5; rep++, it++) {
+                    int d = dtype == DType.F32 ? 16 : 64, b = new int[] {16, 5, 1, 8, 7}[rep], heads = 2, seqs = 1 + rnd.nextInt(3);
                     boolean inPlace = rep % 2 == 0, perHead = rep < 2;
                     int[] lens = new int[seqs], counts = new int[seqs];
                     for (int s = 0; s < seqs; s++) {
@@ -227,7 +229,7 @@ class KvCompactionKernelTest {
                     KvCompaction.Rope rope = rep == 1 || rep == 2 ? KvCompaction.Rope.neox(d / 2, 500000f) : null;
                     KvCompaction.Result got = KvCompaction.compact(device, layout, new Object[] {cache}, new float[][] {state}, x.srcTables, x.srcStride,
                             x.dstTables, x.dstStride, x.srcLen, x.keepOffsets, keep, perHead, false, null, rope);
-                    KvCompactionReference.Result want = KvCompactionReference.compact(layout, cache, state, x.srcTables, x.srcStride, x.dstTables,
+                    KvCompactionReference.Result want = TestLayouts.compact(layout, cache, state, x.srcTables, x.srcStride, x.dstTables,
                             x.dstStride, x.keepOffsets, keep, perHead, null, rope != null ? rope.rotaryDim() : 0, 500000, false);
                     String msg = deviceName + " it " + it + " " + layout + " inPlace " + inPlace + " counts " + Arrays.toString(counts);
                     assertClose(want.cache(), got.caches()[0], dtype, rope == null, msg);
@@ -258,6 +260,8 @@ class KvCompactionKernelTest {
                      DeviceBuffer k = device.alloc(4L * keep.length)) {
                     DeviceBuffer c = big.slice(shift, layout.bytes());
                     assertEquals(shift == 0 ? 16 : shift, KvCompaction.unitBytes(layout, new DeviceBuffer[] {c}), "unit for shift " + shift);
+                    KvLayout legacy = KvLayout.of(KvLayout.Kind.LEGACY, DType.F16, 6, 3, 2, 8);  // rows not contiguous: element-wise
+                    assertEquals(2, KvCompaction.unitBytes(legacy, new DeviceBuffer[] {big.slice(0, legacy.bytes())}), "legacy unit");
                     device.upload(cache, c, stream);
                     device.upload(tables, t, stream);
                     device.upload(keep, k, stream);

@@ -83,8 +83,9 @@ class KvTokenScoreKernelTest {
     @MethodSource("devices")
     void handCheckablePe1AndPe2(String deviceName) {
         try (KernelDevice device = TestDevices.open(deviceName)) {
-            for (KvLayout.Kind kind : new KvLayout.Kind[] {KvLayout.Kind.FLASH_ATTENTION, KvLayout.Kind.FLASH_INFER}) {
-                KvLayout one = KvLayout.of(kind, DType.F32, 3, 4, 1, 2);
+            // LEGACY needs D % 4 == 0 for f32: D = 4 with dims 2, 3 zero, the same norms
+            for (KvLayout.Kind kind : new KvLayout.Kind[] {KvLayout.Kind.FLASH_ATTENTION, KvLayout.Kind.FLASH_INFER, KvLayout.Kind.LEGACY}) {
+                KvLayout one = KvLayout.of(kind, DType.F32, 3, 4, 1, TestLayouts.headDim(kind, DType.F32, 2));
                 float[] c1 = new float[(int) one.elements()];
                 // sequence table [2, 1]; token 5 -> physical 1, slot 1
                 c1[(int) one.offset(0, 1, 1, 0, 0)] = 3;
@@ -97,7 +98,7 @@ class KvTokenScoreKernelTest {
                     float[] got = KvTokenScores.score(device, one, c1, new int[] {2, 1}, 2, new int[] {5}, new int[] {6}, opts[i]);
                     assertEquals(want[i], got[0], 1e-5 * want[i], deviceName + " " + kind + " PE-1 " + opts[i].metric());
                 }
-                KvLayout two = KvLayout.of(kind, DType.F32, 1, 4, 2, 2);
+                KvLayout two = KvLayout.of(kind, DType.F32, 1, 4, 2, TestLayouts.headDim(kind, DType.F32, 2));
                 float[] c2 = new float[(int) two.elements()];
                 c2[(int) two.offset(0, 0, 0, 0, 0)] = 3;
                 c2[(int) two.offset(0, 0, 0, 0, 1)] = 4;
@@ -133,7 +134,7 @@ class KvTokenScoreKernelTest {
                             width = Math.max(width, (len + b - 1) / b + 1);  // one padding entry at least
                             blocks += (len + b - 1) / b;
                         }
-                        KvLayout l = KvLayout.of(kind, dtype, blocks + 2, b, shape[1], shape[2]);
+                        KvLayout l = KvLayout.of(kind, dtype, blocks + 2, b, shape[1], TestLayouts.headDim(kind, dtype, shape[2]));
                         Object cache = randomCache(l, rnd);
                         int[] t = tables(lengths, b, width, l.numBlocks(), rnd);
                         int[] begin = new int[lengths.length];
@@ -277,7 +278,7 @@ class KvTokenScoreKernelTest {
                     width = Math.max(width, (len + b - 1) / b + 1);
                     blocks += (len + b - 1) / b;
                 }
-                KvLayout l = KvLayout.of(kind, dtype, blocks + 3, b, 2, 3);
+                KvLayout l = KvLayout.of(kind, dtype, blocks + 3, b, 2, TestLayouts.headDim(kind, dtype, 3));
                 Object cache = nanCache(l);
                 int[] t = tables(lengths, b, width, l.numBlocks(), rnd);
                 int[] begin = {0, 0, 0, b};
@@ -356,14 +357,20 @@ class KvTokenScoreKernelTest {
     @MethodSource("devices")
     void vectorisedAndElementwiseLoadsMatchTheReference(String deviceName) {
         try (KernelDevice device = TestDevices.open(deviceName)) {
-            Random rnd = new Random(0x16B);
+            Random rnd = new Random(0x16B), legacyRnd = new Random(0x16C);
             int combo = 0;
             for (DType dtype : DType.values()) {
                 int n = 16 / dtype.bytes();  // elements per 16-byte load
                 // aligned head dims (one chunk per head, 2..16 chunks, 128, and more chunks than lanes) and misaligned ones
                 int[] dims = {n, 5 * n, 128, 33 * n, n + 1, 2 * n - 1, 33, 1};
-                for (int d : dims) {
-                    KvLayout.Kind kind = KvLayout.Kind.values()[combo % 4];
+                // the aligned dims (multiples of x = n) also through LEGACY, which always loads element-wise
+                for (int d : dims) for (int pass = 0; pass < (d % n == 0 ? 2 : 1); pass++) {
+                    KvLayout.Kind kind = pass == 0 ? KvLayout.Kind.values()[combo % 4] : KvLayout.Kind.LEGACY;
+                    Random rnd0 = rnd;
+                    if (pass == 1) {
+                        rnd = legacyRnd;
+                        combo--;
+                    }
                     int heads = new int[] {1, 3, 8}[combo % 3];
                     int b = new int[] {1, 4, 5, 16}[combo % 4];
                     combo++;
@@ -388,6 +395,7 @@ class KvTokenScoreKernelTest {
                             assertEquals(want[i], shifted[at], 2e-5 * Math.abs(want[i]) + 1e-7, what + " (misaligned base)");
                         }
                     }
+                    rnd = rnd0;
                 }
             }
         }

@@ -111,7 +111,7 @@ class PagedEvictionPrefillTest {
                         for (int j = 0; j < (lens[s] + b - 1) / b; j++) src[s * srcW + j] = pool[next++];
                         for (int j = 0; j < (kv[s] + b - 1) / b; j++) dst[s * dstW + j] = pool[next++];
                     }
-                    KvLayout layout = KvLayout.of(kind, dtype, numBlocks, b, heads, d);
+                    KvLayout layout = KvLayout.of(kind, dtype, numBlocks, b, heads, TestLayouts.headDim(kind, dtype, d));
                     Object[] caches = new Object[layers];
                     for (int l = 0; l < layers; l++) caches[l] = KvCompactionKernelTest.randomData(dtype, (int) layout.elements(), rnd);
                     KvScoreOptions options = KvScoreOptions.defaults();
@@ -132,7 +132,7 @@ class PagedEvictionPrefillTest {
                             System.arraycopy(k, 0, keep, keepOffsets[s], k.length);
                             keepOffsets[s + 1] = keepOffsets[s] + k.length;
                         }
-                        KvCompactionReference.Result want = KvCompactionReference.compact(layout, caches[l], null, src, srcW, dst, dstW, keepOffsets, keep,
+                        KvCompactionReference.Result want = TestLayouts.compact(layout, caches[l], null, src, srcW, dst, dstW, keepOffsets, keep,
                                 false, null, 0, 1, false);
                         KvCompactionKernelTest.assertClose(want.cache(), got.caches()[l], dtype, true, msg + " layer " + l);
                     }

@@ -57,6 +57,7 @@ class PromptCompressionTest {
     static Prompts random(Random rnd, KvLayout.Kind kind, DType dtype, int window, boolean sharedKeys, boolean a2sf) {
         Prompts p = new Prompts();
         int b = 1 + rnd.nextInt(8), kvHeads = 1 + rnd.nextInt(2), group = 1 + rnd.nextInt(2), d = 2 + rnd.nextInt(9), seqs = 1 + rnd.nextInt(3);
+        d = TestLayouts.headDim(kind, dtype, d);
         p.heads = kvHeads * group;
         p.layers = 1 + rnd.nextInt(2);
         p.kvLens = new int[seqs];
@@ -175,9 +176,10 @@ class PromptCompressionTest {
         Random rnd = new Random(0x5A4C);
         int compressed = 0;
         try (KernelDevice device = TestDevices.open(deviceName)) {
-            for (int iter = 0; iter < 24; iter++) {
-                KvLayout.Kind kind = KvLayout.Kind.values()[iter % 4];
-                DType dtype = DType.values()[(iter / 4) % 3];
+            int kinds = KvLayout.Kind.values().length;
+            for (int iter = 0; iter < 6 * kinds; iter++) {  // every kind with every dtype twice
+                KvLayout.Kind kind = KvLayout.Kind.values()[iter % kinds];
+                DType dtype = DType.values()[(iter / kinds) % 3];
                 int window = 1 + rnd.nextInt(4), sinks = rnd.nextInt(3);
                 boolean shared = iter % 3 == 2, a2sf = iter % 2 == 1;
                 // recent >= window: every window row sees every candidate, so the ranking is the keys' first components
@@ -186,7 +188,7 @@ class PromptCompressionTest {
                 if (a2sf) policy = policy.withTies(KvKeepSelect.Ties.LATER_KEPT);
                 Prompts p = random(rnd, kind, dtype, window, shared, a2sf);
                 Run got = runOnDevice(device, p, policy);
-                PromptCompressionReference.Result want = PromptCompressionReference.compress(p.layout, p.caches, p.tables, p.stride, p.kvLens, p.heads,
+                PromptCompressionReference.Result want = TestLayouts.compress(p.layout, p.caches, p.tables, p.stride, p.kvLens, p.heads,
                         p.queries, p.lse, p.rowOffsets, p.positions, p.weights, p.scale, policy);
                 String at = deviceName + " iter " + iter + " " + p.layout + " " + policy;
                 assertArrayEquals(want.kvLen(), got.kvLen(), at + ": kv_len");

@@ -56,8 +56,10 @@ class TokenEvictionTest {
         DType[] dtypes = DType.values();
         int due = 0, compared = 0;
         try (KernelDevice device = TestDevices.open(deviceName)) {
-            for (int iter = 0; iter < 30; iter++) {
+            for (int iter = 0; iter < 40; iter++) {  // iterations 30..39: LEGACY with every variant and dtype
                 int b = 1 + rnd.nextInt(8), kvHeads = new int[] {1, 2, 3, 4}[rnd.nextInt(4)], headDim = 1 + rnd.nextInt(12);
+                KvLayout.Kind kind = iter < 30 ? kinds[iter % 4] : KvLayout.Kind.LEGACY;
+                headDim = TestLayouts.headDim(kind, dtypes[(iter / 4) % 3], headDim);
                 int variant = iter % 5;
                 if (variant == 4 && headDim < 2) headDim = 2;
                 int sinks = rnd.nextInt(3), recent = rnd.nextInt(4), slack = 1 + rnd.nextInt(2 * b);
@@ -97,7 +99,7 @@ class TokenEvictionTest {
                 Arrays.fill(tables, -1);
                 int next = 0;
                 for (int s = 0; s < seqs; s++) for (int j = 0; j < (kvLens[s] + b - 1) / b; j++) tables[s * stride + j] = pool.get(next++);
-                KvLayout layout = KvLayout.of(kinds[iter % 4], dtypes[(iter / 4) % 3], numBlocks, b, kvHeads, headDim);
+                KvLayout layout = KvLayout.of(kind, dtypes[(iter / 4) % 3], numBlocks, b, kvHeads, headDim);
                 int layers = 1 + rnd.nextInt(2);
                 Object[] caches = new Object[layers];
                 float[][] states = variant == 3 && rnd.nextBoolean() ? null : new float[layers][];
@@ -107,7 +109,7 @@ class TokenEvictionTest {
                 }
                 String at = deviceName + " iter " + iter + " " + layout + " " + o;
                 TokenEviction.Result got = TokenEviction.evict(device, layout, caches, states, tables, stride, kvLens, o);
-                TokenEviction.Result want = TokenEvictionReference.evict(layout, caches, states, tables, stride, kvLens, o);
+                TokenEviction.Result want = TestLayouts.evict(layout, caches, states, tables, stride, kvLens, o);
                 assertArrayEquals(want.kvLen(), got.kvLen(), at + ": kv_len");
                 for (int l = 0; l < layers; l++) {
                     if (o.rope() == null) {
@@ -173,6 +175,7 @@ class TokenEvictionTest {
     @MethodSource("devices")
     void h2oDecodeRunEvictsEveryStep(String deviceName) {
         decodeRun(deviceName, KvLayout.Kind.FLASH_ATTENTION, TokenEviction.Options.h2o(6, 4, 1), 1.0f, 0x420);
+        decodeRun(deviceName, KvLayout.Kind.LEGACY, TokenEviction.Options.h2o(6, 4, 1), 1.0f, 0x422);
     }
 
     @ParameterizedTest(name = "{0}")
@@ -260,7 +263,7 @@ class TokenEvictionTest {
                     stream.synchronize();
                     TokenEviction.Queued queued = TokenEviction.evictOnDevice(layout, cachesD, statesD, tablesD, width, kvLens, o, ws, stream);
                     queued.pending().await();
-                    TokenEviction.Result want = TokenEvictionReference.evict(layout, hostCaches, statesBefore, tables, width, kvLens, o);
+                    TokenEviction.Result want = TestLayouts.evict(layout, hostCaches, statesBefore, tables, width, kvLens, o);
                     String at = deviceName + " step " + step;
                     assertArrayEquals(want.kvLen(), queued.kvLen(), at + ": kv_len");
                     for (int l = 0; l < LAYERS; l++) {

@@ -31,7 +31,7 @@ class PagedEvictionReferenceTest {
     @Test
     void pe1FromTheCacheThroughBothLayouts() {
         for (KvLayout.Kind kind : KvLayout.Kind.values()) {
-            KvLayout l = KvLayout.of(kind, DType.F32, 2, 4, 1, 2);
+            KvLayout l = KvLayout.of(kind, DType.F32, 2, 4, 1, tokenprune.kv.TestLayouts.headDim(kind, DType.F32, 2));
             float[] cache = new float[(int) l.elements()];
             // token 5 of a sequence with table [1, 0]: logical block 1 -> physical 0, slot 1
             cache[(int) l.offset(0, 0, 1, 0, 0)] = 3;
