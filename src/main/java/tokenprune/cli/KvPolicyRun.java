@@ -347,20 +347,9 @@ final class KvPolicyRun {
         cache.checkInvariants();
     }
 
-    /**
-     * TokenEvictionReference on the host mirror. KvCompactionReference copies a (token, head) row as
-     * headDim contiguous elements, which LEGACY rows are not: a non-contiguous layout runs it on the
-     * FLASH_ATTENTION layout of the same shape (elements permuted there and back).
-     */
+    /** TokenEvictionReference on the host mirror. */
     private TokenEviction.Result referenceEvict(int[] tables, int[] kvLens) {
-        if (layout.dimContiguous()) return TokenEvictionReference.evict(layout, host, states, tables, width, kvLens, tokenOptions);
-        KvLayout twin = KvLayout.of(KvLayout.Kind.FLASH_ATTENTION, dtype, layout.numBlocks(), b, kvHeads, headDim);
-        Object[] h = new Object[layers];
-        for (int l = 0; l < layers; l++) h[l] = KvTokenRows.permute(layout, twin, host[l]);
-        TokenEviction.Result r = TokenEvictionReference.evict(twin, h, states, tables, width, kvLens, tokenOptions);
-        Object[] back = new Object[layers];
-        for (int l = 0; l < layers; l++) back[l] = KvTokenRows.permute(twin, layout, r.caches()[l]);
-        return new TokenEviction.Result(back, r.states(), r.kvLen());
+        return TokenEvictionReference.evict(layout, host, states, tables, width, kvLens, tokenOptions);
     }
 
     private void writeHost(int l, int block, int slot, Object k, Object v) {

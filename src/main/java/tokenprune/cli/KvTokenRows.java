@@ -64,17 +64,6 @@ final class KvTokenRows {
         upload(kd, tmp, half, stream);
     }
 
-    /** The elements of {@code cache} (layout {@code from}) rearranged into layout {@code to} of the same shape and dtype. */
-    static Object permute(KvLayout from, KvLayout to, Object cache) {
-        Object out = cache instanceof float[] f ? new float[f.length] : new short[((short[]) cache).length];
-        for (int kv = 0; kv < 2; kv++)
-            for (int p = 0; p < from.numBlocks(); p++)
-                for (int j = 0; j < from.blockSize(); j++)
-                    for (int h = 0; h < from.kvHeads(); h++)
-                        for (int d = 0; d < from.headDim(); d++)
-                            System.arraycopy(cache, (int) from.offset(kv, p, j, h, d), out, (int) to.offset(kv, p, j, h, d), 1);
-        return out;
-    }
 
     private static void put(KvLayout l, Object cache, long base, int kv, int block, int slot, Object row) {
         int n = l.kvHeads() * l.headDim();

@@ -47,14 +47,15 @@ public final class KvCompactionReference {
                     int ps = srcTables[s * srcStride + k / b], pd = dstTables[s * dstStride + i / b];
                     long delta = deltas != null ? deltas[at + i] : i - k;
                     for (int kv = 0; kv < 2; kv++) {
-                        long so = layout.offset(kv, ps, k % b, h, 0), dof = layout.offset(kv, pd, i % b, h, 0);
-                        double[] row = new double[dim];
-                        for (int d = 0; d < dim; d++) row[d] = load(cache, layout.dtype(), so + d);
+                        // element by element through the layout: a row's dims need not be contiguous (LEGACY)
                         if (kv == 0 && rotaryDim > 0 && delta != 0) {
+                            double[] row = new double[dim];
+                            for (int d = 0; d < dim; d++) row[d] = load(cache, layout.dtype(), layout.offset(kv, ps, k % b, h, d));
                             rotate(row, rotaryDim, base, gptj, delta);
-                            for (int d = 0; d < dim; d++) store(out, layout.dtype(), dof + d, row[d]);
+                            for (int d = 0; d < dim; d++) store(out, layout.dtype(), layout.offset(kv, pd, i % b, h, d), row[d]);
                         } else {
-                            System.arraycopy(cache, (int) so, out, (int) dof, dim);  // bit-exact
+                            for (int d = 0; d < dim; d++)  // bit-exact
+                                System.arraycopy(cache, (int) layout.offset(kv, ps, k % b, h, d), out, (int) layout.offset(kv, pd, i % b, h, d), 1);
                         }
                     }
                     if (state != null) outState[(pd * b + i % b) * heads + h] = state[(ps * b + k % b) * heads + h];

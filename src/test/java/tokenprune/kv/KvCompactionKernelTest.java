@@ -188,7 +188,7 @@ class KvCompactionKernelTest {
                             int[] layerKeep = Arrays.copyOfRange(keep, (perLayer ? l : 0) * total * lists, ((perLayer ? l : 0) + 1) * total * lists);
                             int[] layerDeltas = deltas == null ? null
                                     : Arrays.copyOfRange(deltas, (perLayer ? l : 0) * total * lists, ((perLayer ? l : 0) + 1) * total * lists);
-                            KvCompactionReference.Result want = TestLayouts.compact(layout, caches[l], withState ? states[l] : null, x.srcTables,
+                            KvCompactionReference.Result want = KvCompactionReference.compact(layout, caches[l], withState ? states[l] : null, x.srcTables,
                                     x.srcStride, x.dstTables, x.dstStride, x.keepOffsets, layerKeep, perHead, layerDeltas, rope != null ? rope.rotaryDim() : 0,
                                     rope != null ? rope.base() : 1, rope != null && rope.style() == KvCompaction.RopeStyle.GPTJ);
                             assertClose(want.cache(), got.caches()[l], dtype, rope == null, msg + " layer " + l);
@@ -229,7 +229,7 @@ class KvCompactionKernelTest {
                     KvCompaction.Rope rope = rep == 1 || rep == 2 ? KvCompaction.Rope.neox(d / 2, 500000f) : null;
                     KvCompaction.Result got = KvCompaction.compact(device, layout, new Object[] {cache}, new float[][] {state}, x.srcTables, x.srcStride,
                             x.dstTables, x.dstStride, x.srcLen, x.keepOffsets, keep, perHead, false, null, rope);
-                    KvCompactionReference.Result want = TestLayouts.compact(layout, cache, state, x.srcTables, x.srcStride, x.dstTables,
+                    KvCompactionReference.Result want = KvCompactionReference.compact(layout, cache, state, x.srcTables, x.srcStride, x.dstTables,
                             x.dstStride, x.keepOffsets, keep, perHead, null, rope != null ? rope.rotaryDim() : 0, 500000, false);
                     String msg = deviceName + " it " + it + " " + layout + " inPlace " + inPlace + " counts " + Arrays.toString(counts);
                     assertClose(want.cache(), got.caches()[0], dtype, rope == null, msg);

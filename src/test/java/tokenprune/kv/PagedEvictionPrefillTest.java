@@ -132,7 +132,7 @@ class PagedEvictionPrefillTest {
                             System.arraycopy(k, 0, keep, keepOffsets[s], k.length);
                             keepOffsets[s + 1] = keepOffsets[s] + k.length;
                         }
-                        KvCompactionReference.Result want = TestLayouts.compact(layout, caches[l], null, src, srcW, dst, dstW, keepOffsets, keep,
+                        KvCompactionReference.Result want = KvCompactionReference.compact(layout, caches[l], null, src, srcW, dst, dstW, keepOffsets, keep,
                                 false, null, 0, 1, false);
                         KvCompactionKernelTest.assertClose(want.cache(), got.caches()[l], dtype, true, msg + " layer " + l);
                     }

@@ -188,7 +188,7 @@ class PromptCompressionTest {
                 if (a2sf) policy = policy.withTies(KvKeepSelect.Ties.LATER_KEPT);
                 Prompts p = random(rnd, kind, dtype, window, shared, a2sf);
                 Run got = runOnDevice(device, p, policy);
-                PromptCompressionReference.Result want = TestLayouts.compress(p.layout, p.caches, p.tables, p.stride, p.kvLens, p.heads,
+                PromptCompressionReference.Result want = PromptCompressionReference.compress(p.layout, p.caches, p.tables, p.stride, p.kvLens, p.heads,
                         p.queries, p.lse, p.rowOffsets, p.positions, p.weights, p.scale, policy);
                 String at = deviceName + " iter " + iter + " " + p.layout + " " + policy;
                 assertArrayEquals(want.kvLen(), got.kvLen(), at + ": kv_len");

@@ -109,7 +109,7 @@ class TokenEvictionTest {
                 }
                 String at = deviceName + " iter " + iter + " " + layout + " " + o;
                 TokenEviction.Result got = TokenEviction.evict(device, layout, caches, states, tables, stride, kvLens, o);
-                TokenEviction.Result want = TestLayouts.evict(layout, caches, states, tables, stride, kvLens, o);
+                TokenEviction.Result want = TokenEvictionReference.evict(layout, caches, states, tables, stride, kvLens, o);
                 assertArrayEquals(want.kvLen(), got.kvLen(), at + ": kv_len");
                 for (int l = 0; l < layers; l++) {
                     if (o.rope() == null) {
@@ -263,7 +263,7 @@ class TokenEvictionTest {
                     stream.synchronize();
                     TokenEviction.Queued queued = TokenEviction.evictOnDevice(layout, cachesD, statesD, tablesD, width, kvLens, o, ws, stream);
                     queued.pending().await();
-                    TokenEviction.Result want = TestLayouts.evict(layout, hostCaches, statesBefore, tables, width, kvLens, o);
+                    TokenEviction.Result want = TokenEvictionReference.evict(layout, hostCaches, statesBefore, tables, width, kvLens, o);
                     String at = deviceName + " step " + step;
                     assertArrayEquals(want.kvLen(), queued.kvLen(), at + ": kv_len");
                     for (int l = 0; l < LAYERS; l++) {
