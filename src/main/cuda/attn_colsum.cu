@@ -142,7 +142,7 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
                 if (p < 0 || p >= num_blocks) {
                     bad = true;
                 } else {
-                    const long long di = contiguous ? i : (long long)(i / k_x) * k_chunk_stride + (long long)(i % k_x) * k_dim_stride;
+                    const long long di = contiguous ? i : tp_kv_dim_offset(i, k_x, k_chunk_stride, k_dim_stride);
                     val = tp_to_float(cache[(long long)p * block_stride + (long long)(key % block_size) * slot_stride + (long long)h * head_stride + di]);
                     bad |= tp_is_nonfinite(val);
                 }

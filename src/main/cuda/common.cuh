@@ -349,3 +349,14 @@ __device__ __forceinline__ unsigned long long tp_hash3(unsigned long long a, uns
 __device__ __forceinline__ float tp_hash_unit(unsigned long long h) {
     return (float)(unsigned)(h >> 40) * (1.0f / 16777216.0f);
 }
+
+// ---------------------------------------------------------------------------------------------
+// paged KV layouts (tokenprune.kv.KvLayout)
+// ---------------------------------------------------------------------------------------------
+
+// Element offset of head dim d inside one (token, head) row: the split-x form of vLLM v0's layout,
+// (d / x) * chunk_stride + (d % x) * dim_stride. Dim-contiguous layouts (x = head_dim, dim_stride 1)
+// give d; kernels test that case first and index with d directly on their fast paths.
+__device__ __forceinline__ long long tp_kv_dim_offset(int d, int x, long long chunk_stride, long long dim_stride) {
+    return (long long)(d / x) * chunk_stride + (long long)(d % x) * dim_stride;
+}

@@ -149,7 +149,7 @@ __device__ __forceinline__ void kvc_load_elems(const T* __restrict__ base, const
     for (int e = threadIdx.x; e < n * head_dim; e += blockDim.x) {
         const int t = e / head_dim, d = e % head_dim;
         if (flags[t] == 0) continue;
-        reinterpret_cast<T*>(rows + t * row_ld)[d] = base[off[t] + (long long)(d / x) * chunk_stride + (long long)(d % x) * dim_stride];
+        reinterpret_cast<T*>(rows + t * row_ld)[d] = base[off[t] + tp_kv_dim_offset(d, x, chunk_stride, dim_stride)];
     }
 }
 
@@ -160,7 +160,7 @@ __device__ __forceinline__ void kvc_store_elems(T* __restrict__ base, const long
     for (int e = threadIdx.x; e < n * head_dim; e += blockDim.x) {
         const int t = e / head_dim, d = e % head_dim;
         if (flags[t] != 1) continue;  // 2 = rotated: written pair by pair
-        base[off[t] + (long long)(d / x) * chunk_stride + (long long)(d % x) * dim_stride] = reinterpret_cast<const T*>(rows + t * row_ld)[d];
+        base[off[t] + tp_kv_dim_offset(d, x, chunk_stride, dim_stride)] = reinterpret_cast<const T*>(rows + t * row_ld)[d];
     }
 }
 
@@ -251,13 +251,13 @@ __device__ void kvc_move(const long long* __restrict__ layer_ptrs, int layers, i
                 T* dst = cache + dst_off[t];
                 if (j >= half_rd) {
                     const int dd = rotary_dim + (j - half_rd);
-                    dst[contiguous ? dd : (long long)(dd / x) * chunk_stride + (long long)(dd % x) * dim_stride] = src[dd];
+                    dst[contiguous ? dd : tp_kv_dim_offset(dd, x, chunk_stride, dim_stride)] = src[dd];
                     continue;
                 }
                 const int ix = rope_style == 1 ? 2 * j : j;
                 const int iy = rope_style == 1 ? 2 * j + 1 : j + half_rd;
-                const long long ox = contiguous ? ix : (long long)(ix / x) * chunk_stride + (long long)(ix % x) * dim_stride;
-                const long long oy = contiguous ? iy : (long long)(iy / x) * chunk_stride + (long long)(iy % x) * dim_stride;
+                const long long ox = contiguous ? ix : tp_kv_dim_offset(ix, x, chunk_stride, dim_stride);
+                const long long oy = contiguous ? iy : tp_kv_dim_offset(iy, x, chunk_stride, dim_stride);
                 const double theta = pow((double)rope_base, -2.0 * (double)j / (double)rotary_dim);
                 const double angle = (double)delta[t] * theta;
                 const float c = (float)cos(angle), sn = (float)sin(angle);

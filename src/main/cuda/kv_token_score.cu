@@ -67,11 +67,6 @@ __device__ __forceinline__ int kts_sequence_of(int g, const int* __restrict__ ou
     return lo;
 }
 
-// Element offset of dim d inside a (token, head) row of the split-x addressing (x = D, chunk 0, dim 1: d).
-__device__ __forceinline__ long long kts_dim_offset(int d, int x, long long chunk_stride, long long dim_stride) {
-    return (long long)(d / x) * chunk_stride + (long long)(d % x) * dim_stride;
-}
-
 template <typename T>
 struct KtsVec {
     static constexpr int N = 16 / (int)sizeof(T);  // elements per 16-byte load
@@ -157,8 +152,8 @@ __device__ __forceinline__ void kts_score(const T* __restrict__ cache, long long
             const T* vh = vbase + (long long)h * head_stride;
             float k2 = 0.0f, v2 = 0.0f;
             for (int d = lane; d < head_dim; d += TP_WARP) {
-                const float k = tp_to_float(kh[contiguous ? d : kts_dim_offset(d, k_x, k_chunk_stride, k_dim_stride)]);
-                const float v = tp_to_float(vh[contiguous ? d : kts_dim_offset(d, v_x, v_chunk_stride, v_dim_stride)]);
+                const float k = tp_to_float(kh[contiguous ? d : tp_kv_dim_offset(d, k_x, k_chunk_stride, k_dim_stride)]);
+                const float v = tp_to_float(vh[contiguous ? d : tp_kv_dim_offset(d, v_x, v_chunk_stride, v_dim_stride)]);
                 bad |= tp_is_nonfinite(k) | tp_is_nonfinite(v);
                 k2 += k * k;
                 v2 += v * v;
