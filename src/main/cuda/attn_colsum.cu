@@ -75,6 +75,15 @@ __device__ __forceinline__ bool acs_vec16_ok(const T* cache, long long block_str
            (head_stride * e) % 16 == 0;
 }
 
+// Element offset of key `key`'s row (dim 0) of KV head h in sequence s, or -1 if its table entry is outside the table or the pool.
+__device__ __forceinline__ long long acs_key_row(const int* __restrict__ block_tables, int s, int table_stride, int key, int block_size, int num_blocks,
+                                                 long long block_stride, long long slot_stride, int h, long long head_stride) {
+    const int lb = key / block_size;
+    const int p = lb < table_stride ? block_tables[(long long)s * table_stride + lb] : -1;
+    if (p < 0 || p >= num_blocks) return -1;
+    return (long long)p * block_stride + (long long)(key % block_size) * slot_stride + (long long)h * head_stride;
+}
+
 template <typename T>
 __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long long q_head_stride,
                            const float* __restrict__ lse, long long lse_row_stride, long long lse_head_stride,
@@ -112,13 +121,11 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
 #pragma unroll
             for (int i = 0; i < N; ++i) val[i] = 0.0f;
             if (key < n) {
-                const int lb = key / block_size;
-                const int p = lb < table_stride ? block_tables[(long long)s * table_stride + lb] : -1;
-                if (p < 0 || p >= num_blocks) {
+                const long long row = acs_key_row(block_tables, s, table_stride, key, block_size, num_blocks, block_stride, slot_stride, h, head_stride);
+                if (row < 0) {
                     bad = true;
                 } else {
-                    const uint4 w = *reinterpret_cast<const uint4*>(cache + (long long)p * block_stride + (long long)(key % block_size) * slot_stride +
-                                                                    (long long)h * head_stride + (long long)u * N);
+                    const uint4 w = *reinterpret_cast<const uint4*>(cache + row + (long long)u * N);
                     const T* x = reinterpret_cast<const T*>(&w);
 #pragma unroll
                     for (int i = 0; i < N; ++i) {
@@ -137,13 +144,12 @@ __device__ void acs_colsum(const T* __restrict__ q, long long q_row_stride, long
             const int key = k0 + c;
             float val = 0.0f;
             if (key < n) {
-                const int lb = key / block_size;
-                const int p = lb < table_stride ? block_tables[(long long)s * table_stride + lb] : -1;
-                if (p < 0 || p >= num_blocks) {
+                const long long row = acs_key_row(block_tables, s, table_stride, key, block_size, num_blocks, block_stride, slot_stride, h, head_stride);
+                if (row < 0) {
                     bad = true;
                 } else {
                     const long long di = contiguous ? i : tp_kv_dim_offset(i, k_x, k_chunk_stride, k_dim_stride);
-                    val = tp_to_float(cache[(long long)p * block_stride + (long long)(key % block_size) * slot_stride + (long long)h * head_stride + di]);
+                    val = tp_to_float(cache[row + di]);
                     bad |= tp_is_nonfinite(val);
                 }
             }
