@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.Arrays;
-
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -20,48 +18,78 @@ import tokenprune.testing.TestDevices;
 /**
  * The status-word protocol (common.cuh, StatusWord): the first rejection sticks and stops every later
  * call queued on the same workspace until the host has observed it; each of those calls reports; the
- * next call after the observation runs again. Exercised through a small selection (KvKeepSelect rows).
+ * next call after the observation runs again; the int epoch's wrap loses no unobserved rejection.
+ * Exercised through a small selection (KvKeepSelect rows: keep 2 of 4).
  */
 class StatusProtocolTest {
     static java.util.stream.Stream<String> devices() {
         return TestDevices.kernelDevices();
     }
 
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("devices")
-    void aRejectionStopsLaterCallsUntilObserved(String deviceName) {
-        KvKeepSelect.Policy keepTwo = KvKeepSelect.Policy.perHead(0, 0, 2);
-        int[] rows = {0, 4};
-        try (KernelDevice device = TestDevices.open(deviceName);
-             Workspace ws = new Workspace(device, device.defaultStream());
-             DeviceBuffer bad = device.alloc(16);
-             DeviceBuffer good = device.alloc(16);
-             DeviceBuffer keep = device.alloc(8)) {
-            Stream stream = ws.stream();
+    /** A workspace, one row of scores with a NaN, one good row, and the keep output. */
+    static final class Rig implements AutoCloseable {
+        final KernelDevice device;
+        final Workspace ws;
+        final Stream stream;
+        final DeviceBuffer bad, good, keep;
+
+        Rig(String deviceName) {
+            device = TestDevices.open(deviceName);
+            ws = new Workspace(device, device.defaultStream());
+            stream = ws.stream();
+            bad = device.alloc(16);
+            good = device.alloc(16);
+            keep = device.alloc(8);
             device.upload(new float[] {1, Float.NaN, 3, 4}, bad, stream);
             device.upload(new float[] {5, 1, 7, 2}, good, stream);
-            int[] sentinel = {-7, -7};
-            device.upload(sentinel, keep, stream);
+            device.upload(new int[] {-7, -7}, keep, stream);
+        }
 
-            Pending first = KvKeepSelect.selectRowsOnDevice(ws, stream, bad, rows, keepTwo, keep, null);   // rejected
-            Pending second = KvKeepSelect.selectRowsOnDevice(ws, stream, good, rows, keepTwo, keep, null);  // good input, queued behind it
-            Pending third = KvKeepSelect.selectRowsOnDevice(ws, stream, good, rows, keepTwo, keep, null);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, third::await, "stopped by the first call");
-            assertTrue(e.getMessage().startsWith("not run: an earlier call"), e.getMessage());
+        Pending select(DeviceBuffer scores) {
+            return KvKeepSelect.selectRowsOnDevice(ws, stream, scores, new int[] {0, 4}, KvKeepSelect.Policy.perHead(0, 0, 2), keep, null);
+        }
+
+        int[] kept() {
             int[] got = new int[2];
             device.download(keep, got, stream);
             stream.synchronize();
-            assertArrayEquals(sentinel, got, "no call behind the rejection wrote its output");
-            e = assertThrows(IllegalArgumentException.class, first::await);
-            assertTrue(e.getMessage().startsWith("scores"), e.getMessage());
-            assertThrows(IllegalArgumentException.class, second::await, "every stopped call reports, in any await order");
+            return got;
+        }
 
-            Pending fourth = KvKeepSelect.selectRowsOnDevice(ws, stream, good, rows, keepTwo, keep, null);
-            fourth.await();
-            device.download(keep, got, stream);
-            stream.synchronize();
-            assertArrayEquals(new int[] {0, 2}, got, "the next call runs again: " + Arrays.toString(got));
-            assertThrows(IllegalArgumentException.class, first::await);
+        @Override
+        public void close() {
+            keep.close();
+            good.close();
+            bad.close();
+            ws.close();
+            device.close();
+        }
+    }
+
+    static void assertStopped(Pending p) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, p::await);
+        assertTrue(e.getMessage().startsWith("not run: an earlier call"), e.getMessage());
+    }
+
+    static void assertRejectedItself(Pending p) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, p::await);
+        assertTrue(e.getMessage().startsWith("scores"), e.getMessage());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("devices")
+    void aRejectionStopsLaterCallsUntilObserved(String deviceName) {
+        try (Rig r = new Rig(deviceName)) {
+            Pending first = r.select(r.bad);    // rejected
+            Pending second = r.select(r.good);  // good input, queued behind it
+            Pending third = r.select(r.good);
+            assertStopped(third);
+            assertArrayEquals(new int[] {-7, -7}, r.kept(), "no call behind the rejection wrote its output");
+            assertRejectedItself(first);
+            assertStopped(second);              // every stopped call reports, in any await order
+            r.select(r.good).await();           // the next call runs again
+            assertArrayEquals(new int[] {0, 2}, r.kept());
+            assertRejectedItself(first);        // awaiting again still reports
         }
     }
 
@@ -69,29 +97,15 @@ class StatusProtocolTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("devices")
     void theEpochWrapKeepsUnobservedRejections(String deviceName) {
-        KvKeepSelect.Policy keepTwo = KvKeepSelect.Policy.perHead(0, 0, 2);
-        int[] rows = {0, 4};
-        try (KernelDevice device = TestDevices.open(deviceName);
-             Workspace ws = new Workspace(device, device.defaultStream());
-             DeviceBuffer bad = device.alloc(16);
-             DeviceBuffer good = device.alloc(16);
-             DeviceBuffer keep = device.alloc(8)) {
-            Stream stream = ws.stream();
-            device.upload(new float[] {1, Float.NaN, 3, 4}, bad, stream);
-            device.upload(new float[] {5, 1, 7, 2}, good, stream);
-            ws.status().skipTo(Integer.MAX_VALUE - 2);
-            Pending rejected = KvKeepSelect.selectRowsOnDevice(ws, stream, bad, rows, keepTwo, keep, null);  // epoch MAX - 1
-            Pending stopped = KvKeepSelect.selectRowsOnDevice(ws, stream, good, rows, keepTwo, keep, null);  // epoch MAX
-            Pending fresh = KvKeepSelect.selectRowsOnDevice(ws, stream, good, rows, keepTwo, keep, null);    // wraps: epoch 1 of the next generation
+        try (Rig r = new Rig(deviceName)) {
+            r.ws.status().skipTo(Integer.MAX_VALUE - 2);
+            Pending rejected = r.select(r.bad);   // epoch MAX - 1
+            Pending stopped = r.select(r.good);   // epoch MAX
+            Pending fresh = r.select(r.good);     // wraps: epoch 1 of the next generation
             fresh.await();
-            int[] got = new int[2];
-            device.download(keep, got, stream);
-            stream.synchronize();
-            assertArrayEquals(new int[] {0, 2}, got, "the first call of the new generation ran");
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, rejected::await);
-            assertTrue(e.getMessage().startsWith("scores"), e.getMessage());
-            e = assertThrows(IllegalArgumentException.class, stopped::await);
-            assertTrue(e.getMessage().startsWith("not run"), e.getMessage());
+            assertArrayEquals(new int[] {0, 2}, r.kept(), "the first call of the new generation ran");
+            assertRejectedItself(rejected);
+            assertStopped(stopped);
         }
     }
 }
