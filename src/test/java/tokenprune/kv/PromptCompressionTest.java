@@ -126,46 +126,26 @@ class PromptCompressionTest {
 
     static Run runOnDevice(KernelDevice device, Prompts p, KvKeepSelect.Policy policy) {
         Stream stream = device.defaultStream();
-        int layers = p.layers;
-        DeviceBuffer[] caches = new DeviceBuffer[layers], queries = new DeviceBuffer[layers], lse = new DeviceBuffer[layers];
+        DeviceBuffer[] queries = new DeviceBuffer[p.layers];
         try (Workspace ws = new Workspace(device, stream);
              DeviceBuffer tables = device.alloc(4L * p.tables.length);
-             DeviceBuffer weights = device.alloc(4L * Math.max(1, p.positions.length))) {
+             DeviceBuffer weights = device.alloc(4L * Math.max(1, p.positions.length));
+             HostLayers caches = HostLayers.caches(device, p.layout, p.caches, stream);
+             HostLayers lse = HostLayers.states(device, p.lse, stream)) {
             try {
-                for (int l = 0; l < layers; l++) {
-                    caches[l] = device.alloc(p.layout.bytes());
+                for (int l = 0; l < p.layers; l++) {
                     queries[l] = device.alloc(Math.max(4, (long) p.positions.length * p.heads * p.layout.headDim() * p.layout.dtype().bytes()));
-                    lse[l] = device.alloc(Math.max(4, 4L * p.lse[l].length));
-                    if (p.layout.dtype() == DType.F32) {
-                        device.upload((float[]) p.caches[l], caches[l], stream);
-                        device.upload((float[]) p.queries[l], queries[l], stream);
-                    } else {
-                        device.upload((short[]) p.caches[l], caches[l], stream);
-                        device.upload((short[]) p.queries[l], queries[l], stream);
-                    }
-                    device.upload(p.lse[l], lse[l], stream);
+                    if (p.layout.dtype() == DType.F32) device.upload((float[]) p.queries[l], queries[l], stream);
+                    else device.upload((short[]) p.queries[l], queries[l], stream);
                 }
                 device.upload(p.tables, tables, stream);
                 if (p.weights != null) device.upload(p.weights, weights, stream);
-                PromptCompression.Queued q = PromptCompression.compressOnDevice(p.layout, caches, tables, p.stride, p.kvLens, p.heads, queries, lse,
-                        p.rowOffsets, p.positions, p.weights != null ? weights : null, p.scale, policy, ws, stream);
+                PromptCompression.Queued q = PromptCompression.compressOnDevice(p.layout, caches.buffers, tables, p.stride, p.kvLens, p.heads, queries,
+                        lse.buffers, p.rowOffsets, p.positions, p.weights != null ? weights : null, p.scale, policy, ws, stream);
                 q.pending().await();
-                Object[] out = new Object[layers];
-                for (int l = 0; l < layers; l++) {
-                    if (p.layout.dtype() == DType.F32) {
-                        float[] o = new float[(int) p.layout.elements()];
-                        device.download(caches[l], o, stream);
-                        out[l] = o;
-                    } else {
-                        short[] o = new short[(int) p.layout.elements()];
-                        device.download(caches[l], o, stream);
-                        out[l] = o;
-                    }
-                }
-                stream.synchronize();
-                return new Run(out, q.kvLen());
+                return new Run(caches.downloadCaches(p.layout, stream), q.kvLen());
             } finally {
-                for (DeviceBuffer[] bs : new DeviceBuffer[][] {caches, queries, lse}) for (DeviceBuffer b : bs) if (b != null) b.close();
+                for (DeviceBuffer b : queries) if (b != null) b.close();
             }
         }
     }
